@@ -1,0 +1,254 @@
+/**
+ * The header section of a SIP message: an ordered list of fields, looked up by case-insensitive
+ * name with compact forms (RFC 3261 §7.3.3) folded to the long name.
+ *
+ * Values are "byte strings": the raw octets decoded as latin1, so every byte (NUL, UTF-8
+ * sequences, bytes >= 0x80) survives a parse/serialise round trip unchanged. Use
+ * {@link utf8Value} to read a value as UTF-8 text.
+ */
+
+/** Compact form → long name key (RFC 3261 §7.3.3 and the IANA SIP header registry). */
+export const COMPACT_FORMS: Readonly<Record<string, string>> = {
+  a: 'accept-contact',
+  b: 'referred-by',
+  c: 'content-type',
+  d: 'request-disposition',
+  e: 'content-encoding',
+  f: 'from',
+  i: 'call-id',
+  j: 'reject-contact',
+  k: 'supported',
+  l: 'content-length',
+  m: 'contact',
+  n: 'identity-info',
+  o: 'event',
+  r: 'refer-to',
+  s: 'subject',
+  t: 'to',
+  u: 'allow-events',
+  v: 'via',
+  x: 'session-expires',
+  y: 'identity',
+};
+
+/** Canonical spellings where Title-Case is not what RFC 3261 writes. */
+const CANONICAL: Readonly<Record<string, string>> = {
+  'call-id': 'Call-ID',
+  cseq: 'CSeq',
+  'www-authenticate': 'WWW-Authenticate',
+  'mime-version': 'MIME-Version',
+  'rack': 'RAck',
+  'rseq': 'RSeq',
+  'sip-etag': 'SIP-ETag',
+  'sip-if-match': 'SIP-If-Match',
+};
+
+/**
+ * Headers whose values are comma-separated lists (RFC 3261 §7.3.1: a field with a list value may
+ * be split into several fields and vice versa). Every other header, the authentication headers
+ * included, is kept whole: their values contain commas that do not separate values.
+ */
+const LIST_HEADERS: ReadonlySet<string> = new Set([
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'alert-info',
+  'allow',
+  'allow-events',
+  'call-info',
+  'contact',
+  'content-encoding',
+  'content-language',
+  'error-info',
+  'in-reply-to',
+  'path',
+  'proxy-require',
+  'record-route',
+  'require',
+  'route',
+  'service-route',
+  'supported',
+  'unsupported',
+  'via',
+  'warning',
+]);
+
+/** The lookup key of a header name: lower case, compact forms expanded. */
+export function headerKey(name: string): string {
+  const lower = name.toLowerCase();
+  return COMPACT_FORMS[lower] ?? lower;
+}
+
+/** The canonical spelling of a header name (`call-id` → `Call-ID`, `v` → `Via`). */
+export function canonicalName(name: string): string {
+  const key = headerKey(name);
+  const special = CANONICAL[key];
+  if (special) return special;
+  return key.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+}
+
+/** Whether a header's value is a comma-separated list that may be split. */
+export function isListHeader(name: string): boolean {
+  return LIST_HEADERS.has(headerKey(name));
+}
+
+/**
+ * Splits a header value at commas that are outside quoted strings and angle brackets
+ * (`"Doe, John" <sip:j@x>, <sip:k@y>` is two values). Empty elements are dropped and each
+ * element is trimmed.
+ */
+export function splitList(value: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let inQuote = false;
+  let inAngle = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuote) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inQuote = false;
+    } else if (c === 0x22) inQuote = true;
+    else if (c === 0x3c /* < */) inAngle = true;
+    else if (c === 0x3e /* > */) inAngle = false;
+    else if (c === 0x2c /* , */ && !inAngle) {
+      const part = value.slice(start, i).trim();
+      if (part) out.push(part);
+      start = i + 1;
+    }
+  }
+  const last = value.slice(start).trim();
+  if (last) out.push(last);
+  return out;
+}
+
+/** One header field as it appeared (or will appear) on the wire. */
+export interface HeaderField {
+  /** The name as received (or as set); serialisation writes it unchanged. */
+  readonly name: string;
+  /** Lookup key: lower case, compact form expanded. */
+  readonly key: string;
+  /** The value with folding undone and surrounding whitespace trimmed, as a byte string. */
+  value: string;
+}
+
+/** Reads a byte-string header value as UTF-8 text (display names, reason phrases, subjects). */
+export function utf8Value(value: string): string {
+  return Buffer.from(value, 'latin1').toString('utf8');
+}
+
+/** Turns UTF-8 text into a byte string fit for a header value. */
+export function byteString(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+/** An ordered, case-insensitive collection of header fields. */
+export class Headers implements Iterable<HeaderField> {
+  private fields: HeaderField[];
+
+  constructor(fields: Iterable<HeaderField | readonly [string, string]> = []) {
+    this.fields = [];
+    for (const f of fields) {
+      if (Array.isArray(f)) this.append(f[0] as string, f[1] as string);
+      else this.fields.push({ ...(f as HeaderField) });
+    }
+  }
+
+  /** The first field's value, or undefined. */
+  get(name: string): string | undefined {
+    const key = headerKey(name);
+    for (const f of this.fields) if (f.key === key) return f.value;
+    return undefined;
+  }
+
+  /**
+   * Every value of a header in order. List headers (Via, Contact, Route, Allow, ...) are split at
+   * top-level commas, so two `Via` fields and one `Via: a, b` field read the same. Other headers
+   * give one value per field.
+   */
+  getAll(name: string): string[] {
+    const key = headerKey(name);
+    const list = LIST_HEADERS.has(key);
+    const out: string[] = [];
+    for (const f of this.fields) {
+      if (f.key !== key) continue;
+      if (list) out.push(...splitList(f.value));
+      else out.push(f.value);
+    }
+    return out;
+  }
+
+  /** Number of fields (not values) with this name. */
+  count(name: string): number {
+    const key = headerKey(name);
+    let n = 0;
+    for (const f of this.fields) if (f.key === key) n++;
+    return n;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** Adds a field at the end. */
+  append(name: string, value: string): this {
+    this.fields.push({ name, key: headerKey(name), value });
+    return this;
+  }
+
+  /** Adds a field before every other field of the same name (a proxy's Via, a Record-Route). */
+  prepend(name: string, value: string): this {
+    const key = headerKey(name);
+    const at = this.fields.findIndex((f) => f.key === key);
+    const field = { name, key, value };
+    if (at < 0) this.fields.push(field);
+    else this.fields.splice(at, 0, field);
+    return this;
+  }
+
+  /**
+   * Replaces every field of this name with the given values, placed where the first one was
+   * (or at the end). An empty array removes the header.
+   */
+  set(name: string, value: string | readonly string[]): this {
+    const key = headerKey(name);
+    const values = typeof value === 'string' ? [value] : value;
+    const at = this.fields.findIndex((f) => f.key === key);
+    const kept = this.fields.filter((f) => f.key !== key);
+    const added = values.map((v) => ({ name, key, value: v }));
+    const insertAt = at < 0 ? kept.length : this.fields.slice(0, at).filter((f) => f.key !== key).length;
+    kept.splice(insertAt, 0, ...added);
+    this.fields = kept;
+    return this;
+  }
+
+  /** Removes every field of this name. */
+  delete(name: string): this {
+    const key = headerKey(name);
+    this.fields = this.fields.filter((f) => f.key !== key);
+    return this;
+  }
+
+  /** Removes the first value of a list header (the top Via when a response goes upstream). */
+  removeFirstValue(name: string): this {
+    const key = headerKey(name);
+    const at = this.fields.findIndex((f) => f.key === key);
+    if (at < 0) return this;
+    const field = this.fields[at]!;
+    const values = LIST_HEADERS.has(key) ? splitList(field.value) : [field.value];
+    if (values.length <= 1) this.fields.splice(at, 1);
+    else this.fields[at] = { ...field, value: values.slice(1).join(', ') };
+    return this;
+  }
+
+  clone(): Headers {
+    return new Headers(this.fields);
+  }
+
+  [Symbol.iterator](): Iterator<HeaderField> {
+    return this.fields[Symbol.iterator]();
+  }
+
+  get size(): number {
+    return this.fields.length;
+  }
+}

@@ -1,0 +1,121 @@
+import { Headers } from './headers.ts';
+
+/** A parsed or constructed SIP request. `uri` is the Request-URI as a byte string. */
+export interface SipRequest {
+  readonly kind: 'request';
+  method: string;
+  uri: string;
+  /** `SIP/2.0` for every message we accept; kept for validation and error reporting. */
+  version: string;
+  headers: Headers;
+  body: Buffer;
+}
+
+/** A parsed or constructed SIP response. */
+export interface SipResponse {
+  readonly kind: 'response';
+  status: number;
+  reason: string;
+  version: string;
+  headers: Headers;
+  body: Buffer;
+}
+
+export type SipMessage = SipRequest | SipResponse;
+
+const EMPTY = Buffer.alloc(0);
+
+export function createRequest(
+  method: string,
+  uri: string,
+  headers: Headers | Iterable<readonly [string, string]> = [],
+  body: Buffer = EMPTY,
+): SipRequest {
+  return {
+    kind: 'request',
+    method,
+    uri,
+    version: 'SIP/2.0',
+    headers: headers instanceof Headers ? headers : new Headers(headers),
+    body,
+  };
+}
+
+export function createResponse(
+  status: number,
+  reason: string,
+  headers: Headers | Iterable<readonly [string, string]> = [],
+  body: Buffer = EMPTY,
+): SipResponse {
+  return {
+    kind: 'response',
+    status,
+    reason,
+    version: 'SIP/2.0',
+    headers: headers instanceof Headers ? headers : new Headers(headers),
+    body,
+  };
+}
+
+/** Default reason phrases (RFC 3261 §21 and later RFCs). */
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  100: 'Trying',
+  180: 'Ringing',
+  181: 'Call Is Being Forwarded',
+  182: 'Queued',
+  183: 'Session Progress',
+  199: 'Early Dialog Terminated',
+  200: 'OK',
+  202: 'Accepted',
+  204: 'No Notification',
+  300: 'Multiple Choices',
+  301: 'Moved Permanently',
+  302: 'Moved Temporarily',
+  305: 'Use Proxy',
+  380: 'Alternative Service',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  402: 'Payment Required',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  407: 'Proxy Authentication Required',
+  408: 'Request Timeout',
+  410: 'Gone',
+  413: 'Request Entity Too Large',
+  414: 'Request-URI Too Long',
+  415: 'Unsupported Media Type',
+  416: 'Unsupported URI Scheme',
+  420: 'Bad Extension',
+  421: 'Extension Required',
+  422: 'Session Interval Too Small',
+  423: 'Interval Too Brief',
+  480: 'Temporarily Unavailable',
+  481: 'Call/Transaction Does Not Exist',
+  482: 'Loop Detected',
+  483: 'Too Many Hops',
+  484: 'Address Incomplete',
+  485: 'Ambiguous',
+  486: 'Busy Here',
+  487: 'Request Terminated',
+  488: 'Not Acceptable Here',
+  489: 'Bad Event',
+  491: 'Request Pending',
+  493: 'Undecipherable',
+  500: 'Server Internal Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Server Time-out',
+  505: 'Version Not Supported',
+  513: 'Message Too Large',
+  600: 'Busy Everywhere',
+  603: 'Decline',
+  604: 'Does Not Exist Anywhere',
+  606: 'Not Acceptable',
+};
+
+export function reasonPhrase(status: number): string {
+  return REASON_PHRASES[status] ?? (status < 200 ? 'Progress' : status < 300 ? 'OK' : 'Error');
+}
