@@ -73,6 +73,22 @@ const LIST_HEADERS: ReadonlySet<string> = new Set([
   'warning',
 ]);
 
+/**
+ * Trims SP and HTAB only. `String.prototype.trim` must not be used on byte strings: it also
+ * removes U+00A0, which is the byte 0xA0 that can end a UTF-8 sequence.
+ */
+export function trimWs(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && isWs(s.charCodeAt(start))) start++;
+  while (end > start && isWs(s.charCodeAt(end - 1))) end--;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+function isWs(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
+}
+
 /** The lookup key of a header name: lower case, compact forms expanded. */
 export function headerKey(name: string): string {
   const lower = name.toLowerCase();
@@ -111,12 +127,12 @@ export function splitList(value: string): string[] {
     else if (c === 0x3c /* < */) inAngle = true;
     else if (c === 0x3e /* > */) inAngle = false;
     else if (c === 0x2c /* , */ && !inAngle) {
-      const part = value.slice(start, i).trim();
+      const part = trimWs(value.slice(start, i));
       if (part) out.push(part);
       start = i + 1;
     }
   }
-  const last = value.slice(start).trim();
+  const last = trimWs(value.slice(start));
   if (last) out.push(last);
   return out;
 }

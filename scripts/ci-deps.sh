@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs the system tools the test suite needs (SIPp, openssl, procps), and only those missing.
+# Idempotent: when everything is present it changes nothing and makes no network request.
+set -euo pipefail
+
+# package name -> a command it provides
+declare -A wanted=(
+  [sip-tester]=sipp
+  [openssl]=openssl
+  [procps]=ps
+)
+
+missing=()
+for pkg in "${!wanted[@]}"; do
+  if command -v "${wanted[$pkg]}" >/dev/null 2>&1; then
+    continue
+  fi
+  if command -v dpkg >/dev/null 2>&1 && dpkg -s "$pkg" >/dev/null 2>&1; then
+    continue
+  fi
+  missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "ci-deps: all present (sipp, openssl, ps)"
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "ci-deps: missing ${missing[*]} and apt-get is not available; install them by hand" >&2
+  exit 1
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo_cmd=(sudo -n)
+  else
+    echo "ci-deps: missing ${missing[*]}; not root and sudo is not available" >&2
+    exit 1
+  fi
+fi
+
+echo "ci-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq >/dev/null
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for pkg in "${missing[@]}"; do
+  if ! command -v "${wanted[$pkg]}" >/dev/null 2>&1; then
+    echo "ci-deps: $pkg was installed but ${wanted[$pkg]} is still not on PATH" >&2
+    exit 1
+  fi
+done
+echo "ci-deps: installed ${missing[*]}"

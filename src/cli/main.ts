@@ -1,0 +1,132 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pkg from '../../package.json' with { type: 'json' };
+import { Gateway } from '../app/gateway.ts';
+import { ConfigError, type Config } from '../config/config.ts';
+import { loadConfigFile } from '../config/load-config.ts';
+import { SystemClock } from '../runtime/clock.ts';
+import { LineLogger } from '../runtime/logger.ts';
+import { SystemRandom } from '../runtime/random.ts';
+
+const USAGE = `hookswitch ${pkg.version}: a SIP gateway for single-board computers
+
+Usage:
+  hookswitch run [--config FILE] [--bind ADDR] [--sip-port N] [--state-dir DIR]
+      Start the gateway in the foreground (UDP and TCP, default 0.0.0.0:5060).
+      SIGINT or SIGTERM stops it (exit 0). Configuration and bind errors exit 2.
+  hookswitch version      Print the version.
+  hookswitch --help       Print this help.
+
+Options of run:
+  --config FILE     JSON configuration file (default: embedded defaults)
+  --bind ADDR       Address to listen on (IPv4 or IPv6; overrides sip.bind)
+  --sip-port N      SIP port for UDP and TCP (overrides sip.port)
+  --state-dir DIR   Directory for registrations and generated secrets (overrides stateDir)
+`;
+
+/** Exit codes: 0 success, 1 unexpected failure, 2 bad usage, configuration or bind error. */
+const EXIT_USAGE = 2;
+
+function fail(message: string): never {
+  process.stderr.write(`hookswitch: ${message}\n`);
+  process.exit(EXIT_USAGE);
+}
+
+function defaultStateDir(): string {
+  return process.env.STATE_DIRECTORY?.split(':')[0] || join(homedir(), '.local', 'state', 'hookswitch');
+}
+
+async function run(argv: string[]): Promise<void> {
+  let values: { config?: string; bind?: string; 'sip-port'?: string; 'state-dir'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        bind: { type: 'string' },
+        'sip-port': { type: 'string' },
+        'state-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    fail(`${(e as Error).message} (see hookswitch --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  let config: Config;
+  try {
+    config = loadConfigFile(values.config);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    throw e;
+  }
+  if (values.bind !== undefined) config.sip.bind = values.bind;
+  if (values['sip-port'] !== undefined) {
+    const port = Number(values['sip-port']);
+    if (!/^\d+$/.test(values['sip-port']) || port > 65535) fail(`--sip-port must be a port number 0-65535 (got ${values['sip-port']})`);
+    config.sip.port = port;
+  }
+  config.stateDir = values['state-dir'] ?? (config.stateDir || defaultStateDir());
+
+  const logger = new LineLogger((line) => process.stderr.write(`${line}\n`), 'hookswitch', config.log.level);
+  const gateway = new Gateway(config, { clock: new SystemClock(), random: new SystemRandom(), logger });
+  try {
+    await gateway.start();
+  } catch (e) {
+    await gateway.stop().catch(() => undefined);
+    fail((e as Error).message);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    gateway.stop().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (e: unknown) => {
+        logger.error('error while stopping', { reason: (e as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    case 'version':
+    case '--version':
+      process.stdout.write(`hookswitch ${pkg.version}\n`);
+      return;
+    case 'run':
+      await run(rest);
+      return;
+    default:
+      fail(`unknown command "${command}" (see hookswitch --help)`);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`hookswitch: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

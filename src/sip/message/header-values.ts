@@ -1,0 +1,350 @@
+/**
+ * Typed views of single header values (RFC 3261 §20, §25.1): name-addr (From, To, Contact,
+ * Route, Record-Route, Refer-To), Via, CSeq, token lists and unsigned integers.
+ *
+ * Each parser takes ONE value (list headers are split by `Headers.getAll`), as a byte string, and
+ * throws {@link SipParseError} with a stable code on malformed input; nothing else is thrown.
+ */
+import { SipParseError } from './errors.ts';
+import { isTokenChar, isWs, quote, scanParams, scanQuoted, scanToken, serializeParams, skipWs } from './params.ts';
+import type { ContactValue, CSeq, NameAddr, Via } from './types.ts';
+import { formatHostPort, parseHostPort, parseUri, serializeUri } from './uri.ts';
+
+export { parseParams, serializeParams, quote, unquote, isToken } from './params.ts';
+
+function fail(code: string, message: string): never {
+  throw new SipParseError(code, message);
+}
+
+/** Index just past the last non-LWS character of `s`. */
+function trimEnd(s: string): number {
+  let e = s.length;
+  while (e > 0 && isWs(s.charCodeAt(e - 1))) e--;
+  return e;
+}
+
+/**
+ * Parses a name-addr (`"Display" <uri>;params`, `Display Name<uri>`) or an addr-spec
+ * (`uri;params`). In the addr-spec form the parameters after the URI are header parameters, not
+ * URI parameters (RFC 3261 §20.10), so `sip:a@b;tag=1` has tag 1 and a URI without params.
+ *
+ * Display names: a quoted-string (quoted-pairs undone) or one or more tokens (kept separated by
+ * single spaces). No LWS is needed before `<` (RFC 4475 §3.1.1.6).
+ *
+ * @throws SipParseError `bad-name-addr` (unterminated quote, non-token display name, spaces
+ *   inside `<>`, trailing garbage), or the URI's own `bad-uri` / `unsupported-uri-scheme`.
+ */
+export function parseNameAddr(value: string): NameAddr {
+  const code = 'bad-name-addr';
+  const end = trimEnd(value);
+  const s = end === value.length ? value : value.slice(0, end);
+  let i = skipWs(s, 0);
+  if (i >= s.length) fail(code, 'empty name-addr');
+  let displayName: string | undefined;
+  let c = s.charCodeAt(i);
+
+  if (c === 0x22 /* " */) {
+    const q = scanQuoted(s, i, code);
+    displayName = q.text;
+    i = skipWs(s, q.end);
+    if (i >= s.length || s.charCodeAt(i) !== 0x3c) fail(code, 'quoted display name must be followed by <URI>');
+  } else if (c !== 0x3c /* < */) {
+    const first = scanToken(s, i);
+    if (first < s.length && s.charCodeAt(first) === 0x3a /* : */) {
+      return parseAddrSpec(s, i);
+    }
+    // token display name: *(token LWS) then '<'
+    const words: string[] = [];
+    while (i < s.length && s.charCodeAt(i) !== 0x3c) {
+      const e = scanToken(s, i);
+      if (e === i) fail(code, `character "${s[i]}" not allowed in an unquoted display name`);
+      words.push(s.slice(i, e));
+      i = skipWs(s, e);
+    }
+    if (i >= s.length) fail(code, 'display name without <URI>');
+    displayName = words.join(' ');
+  }
+
+  // s[i] === '<'
+  const gt = s.indexOf('>', i + 1);
+  if (gt < 0) fail(code, 'unterminated <URI>');
+  for (let j = i + 1; j < gt; j++) {
+    c = s.charCodeAt(j);
+    if (isWs(c) || c === 0x3c) fail(code, 'whitespace inside <addr-spec> (RFC 4475 §3.1.2.14)');
+  }
+  const uri = parseUri(s.slice(i + 1, gt));
+  const { params, end: pe } = scanParams(s, gt + 1, code);
+  if (pe < s.length) fail(code, 'unexpected "," after name-addr');
+  const out: NameAddr = { uri, params };
+  if (displayName !== undefined) out.displayName = displayName;
+  return out;
+}
+
+function parseAddrSpec(s: string, start: number): NameAddr {
+  let i = start;
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c === 0x3b || isWs(c)) break;
+    if (c === 0x2c || c === 0x3c || c === 0x3e || c === 0x22) fail('bad-name-addr', `"${s[i]}" in an addr-spec without <>`);
+    i++;
+  }
+  const uri = parseUri(s.slice(start, i));
+  const { params, end } = scanParams(s, i, 'bad-name-addr');
+  if (end < s.length) fail('bad-name-addr', 'unexpected "," after addr-spec');
+  return { uri, params };
+}
+
+/**
+ * Writes `"Display" <uri>;params`, always in name-addr form (angle brackets keep URI parameters
+ * and header parameters apart, §20.10). The display name is quoted whenever present.
+ */
+export function serializeNameAddr(n: NameAddr): string {
+  const dn = n.displayName !== undefined ? quote(n.displayName) + ' ' : '';
+  return `${dn}<${serializeUri(n.uri)}>${serializeParams(n.params)}`;
+}
+
+/**
+ * Parses one Contact value: `*` (RFC 3261 §10.2.2, REGISTER only) or a name-addr/addr-spec with
+ * its contact-params (`q`, `expires`, `+sip.instance`, ...).
+ */
+export function parseContact(value: string): ContactValue {
+  const e = trimEnd(value);
+  const b = skipWs(value, 0);
+  if (e - b === 1 && value.charCodeAt(b) === 0x2a /* * */) return { star: true };
+  return { star: false, ...parseNameAddr(value) };
+}
+
+/** Writes a Contact value (`*` or a name-addr). */
+export function serializeContact(c: ContactValue): string {
+  return c.star ? '*' : serializeNameAddr(c);
+}
+
+/**
+ * Parses one Via value (RFC 3261 §20.42, §25.1 via-parm): `SIP/2.0/UDP host:port;params`, with
+ * LWS allowed around `/`, `:`, `;` and `=`. Any transport token is accepted (RFC 4475
+ * §3.1.1.10) and upper-cased. The sent-by host may be an IPv6 reference; `received` may hold an
+ * IPv6 address with or without brackets (RFC 5118 §4.5). `rport` without a value is null
+ * (RFC 3581).
+ *
+ * @throws SipParseError `bad-via`
+ */
+export function parseVia(value: string): Via {
+  const code = 'bad-via';
+  const s = value;
+  let i = skipWs(s, 0);
+  const parts: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    if (k > 0) {
+      if (s.charCodeAt(i) !== 0x2f /* / */) fail(code, 'expected "/" in Via sent-protocol');
+      i = skipWs(s, i + 1);
+    }
+    const e = scanToken(s, i);
+    if (e === i) fail(code, 'missing Via sent-protocol token');
+    parts.push(s.slice(i, e));
+    i = skipWs(s, e);
+  }
+  const hostStart = i;
+  if (hostStart === 0 || !isWs(s.charCodeAt(hostStart - 1))) fail(code, 'missing LWS before Via sent-by');
+  if (i >= s.length) fail(code, 'missing Via sent-by');
+  let hostEnd: number;
+  if (s.charCodeAt(i) === 0x5b) {
+    hostEnd = s.indexOf(']', i);
+    if (hostEnd < 0) fail(code, 'unterminated IPv6 reference in Via sent-by');
+    hostEnd++;
+  } else {
+    hostEnd = i;
+    while (hostEnd < s.length) {
+      const c = s.charCodeAt(hostEnd);
+      if (c === 0x3a || c === 0x3b || c === 0x2c || c === 0x28 || isWs(c)) break;
+      hostEnd++;
+    }
+  }
+  let sentBy: { host: string; port?: number };
+  try {
+    sentBy = parseHostPort(s, hostStart, hostEnd, 'Via sent-by');
+    i = skipWs(s, hostEnd);
+    if (i < s.length && s.charCodeAt(i) === 0x3a) {
+      i = skipWs(s, i + 1);
+      const ps = i;
+      while (i < s.length && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) i++;
+      if (i === ps) fail(code, 'empty port in Via sent-by');
+      sentBy.port = parseUint(s.slice(ps, i), 65535, code);
+    }
+  } catch (err) {
+    if (err instanceof SipParseError) fail(code, err.message);
+    throw err;
+  }
+  const { params, end } = scanParams(s, i, code);
+  if (end < s.length) fail(code, 'unexpected "," in Via value');
+
+  const via: Via = {
+    protocol: `${parts[0]!.toUpperCase()}/${parts[1]!}`,
+    transport: parts[2]!.toUpperCase(),
+    host: sentBy.host,
+    params,
+  };
+  if (sentBy.port !== undefined) via.port = sentBy.port;
+  const branch = params.get('branch');
+  if (branch !== undefined) {
+    if (branch === null) fail(code, 'Via branch without a value');
+    via.branch = branch;
+  }
+  const received = params.get('received');
+  if (received !== undefined) {
+    if (received === null) fail(code, 'Via received without a value');
+    via.received = received;
+  }
+  const rport = params.get('rport');
+  if (rport !== undefined) via.rport = rport === null ? null : parseUint(rport, 65535, code);
+  const maddr = params.get('maddr');
+  if (maddr !== undefined) {
+    if (maddr === null) fail(code, 'Via maddr without a value');
+    via.maddr = maddr;
+  }
+  const ttl = params.get('ttl');
+  if (ttl !== undefined) {
+    if (ttl === null) fail(code, 'Via ttl without a value');
+    via.ttl = parseUint(ttl, 255, code);
+  }
+  return via;
+}
+
+/** Via parameters that {@link serializeVia} takes from the typed fields, not from `params`. */
+const TYPED_VIA_PARAMS = ['branch', 'received', 'rport', 'maddr', 'ttl'] as const;
+
+/**
+ * Writes a Via value. The typed fields (`branch`, `received`, `rport`, `maddr`, `ttl`) are
+ * authoritative: one set only in the typed field is appended, one cleared there is left out even
+ * if still in `params`. Other parameters are written from `params` in order.
+ */
+export function serializeVia(v: Via): string {
+  const params = new Map<string, string | null>();
+  const typed = (k: (typeof TYPED_VIA_PARAMS)[number]): string | null | undefined => {
+    const x = v[k];
+    if (x === undefined) return undefined;
+    return x === null ? null : String(x);
+  };
+  for (const [k, val] of v.params) {
+    if ((TYPED_VIA_PARAMS as readonly string[]).includes(k)) {
+      const t = typed(k as (typeof TYPED_VIA_PARAMS)[number]);
+      if (t !== undefined) params.set(k, t);
+    } else {
+      params.set(k, val);
+    }
+  }
+  for (const k of TYPED_VIA_PARAMS) {
+    const t = typed(k);
+    if (t !== undefined && !params.has(k)) params.set(k, t);
+  }
+  const protocol = v.protocol.includes('/') ? v.protocol : `${v.protocol}/2.0`;
+  return `${protocol}/${v.transport} ${formatHostPort(v.host, v.port)}${serializeParams(params)}`;
+}
+
+/**
+ * Parses a CSeq value `1*DIGIT LWS Method` (RFC 3261 §20.16). The number must fit in 32 bits
+ * (§8.1.1.5: less than 2**31 when generated, but up to 2**32-1 accepted); leading zeros allowed.
+ * @throws SipParseError `bad-cseq` (RFC 4475 §3.1.2.4)
+ */
+export function parseCSeq(value: string): CSeq {
+  const s = value;
+  let i = skipWs(s, 0);
+  const ds = i;
+  while (i < s.length && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) i++;
+  if (i === ds) fail('bad-cseq', 'CSeq without a sequence number');
+  const seq = parseUint(s.slice(ds, i), 0xffffffff, 'bad-cseq');
+  const ws = i;
+  i = skipWs(s, i);
+  if (i === ws) fail('bad-cseq', 'CSeq needs LWS between number and method');
+  const me = scanToken(s, i);
+  if (me === i) fail('bad-cseq', 'CSeq without a method');
+  if (skipWs(s, me) !== s.length) fail('bad-cseq', 'trailing characters in CSeq');
+  return { seq, method: s.slice(i, me) };
+}
+
+/** Writes `seq METHOD`. */
+export function serializeCSeq(c: CSeq): string {
+  return `${c.seq} ${c.method}`;
+}
+
+/**
+ * Parses a comma-separated list of tokens (Allow, Supported, Require, Proxy-Require,
+ * Unsupported). Empty elements (`a,,b`) are skipped; an empty value gives [].
+ * @throws SipParseError `bad-token-list` for a non-token element
+ */
+export function parseTokenList(value: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  const s = value;
+  while (i < s.length) {
+    i = skipWs(s, i);
+    if (i >= s.length) break;
+    if (s.charCodeAt(i) === 0x2c) {
+      i++;
+      continue;
+    }
+    const e = scanToken(s, i);
+    if (e === i) fail('bad-token-list', `character "${s[i]}" in a token list`);
+    out.push(s.slice(i, e));
+    i = skipWs(s, e);
+    if (i < s.length && s.charCodeAt(i) !== 0x2c) fail('bad-token-list', 'expected "," between tokens');
+  }
+  return out;
+}
+
+/**
+ * Parses a non-negative decimal integer (Max-Forwards, Expires, Content-Length, rport). LWS
+ * around it is ignored and leading zeros are allowed (RFC 4475 §3.1.1.1); a value above `max` is
+ * rejected without overflowing (RFC 4475 §3.1.2.4).
+ * @throws SipParseError `code` (default `bad-number`)
+ */
+export function parseUint(value: string, max: number, code = 'bad-number'): number {
+  let i = skipWs(value, 0);
+  const end = trimEnd(value);
+  if (i >= end) fail(code, 'empty number');
+  let v = 0;
+  for (; i < end; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) fail(code, `"${value}" is not a number`);
+    v = v * 10 + (c - 0x30);
+    if (v > max) fail(code, `number "${value}" exceeds ${max}`);
+  }
+  return v;
+}
+
+/**
+ * The `tag` parameter of a From/To value, without parsing the URI (transaction and dialog
+ * matching hot path). Follows the same name-addr/addr-spec rules as {@link parseNameAddr}.
+ * Returns undefined when there is no tag or the parameters are malformed; never throws.
+ */
+export function tagOf(nameAddrValue: string): string | undefined {
+  const s = nameAddrValue;
+  let start = -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22) {
+      i++;
+      while (i < s.length && s.charCodeAt(i) !== 0x22) {
+        if (s.charCodeAt(i) === 0x5c) i++;
+        i++;
+      }
+    } else if (c === 0x3c) {
+      const gt = s.indexOf('>', i);
+      if (gt < 0) return undefined;
+      start = gt + 1;
+      break;
+    } else if (c === 0x3b) {
+      start = i;
+      break;
+    }
+  }
+  if (start < 0) return undefined;
+  try {
+    const tag = scanParams(s, start, 'bad-params').params.get('tag');
+    return tag ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a character code is a token character (re-exported for callers validating methods). */
+export { isTokenChar };

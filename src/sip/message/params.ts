@@ -1,0 +1,183 @@
+/**
+ * Lexical pieces shared by the typed header parsers (RFC 3261 §25.1): tokens, LWS, quoted
+ * strings and generic `;name=value` parameters. All scanners work over char codes in one pass.
+ */
+import { SipParseError } from './errors.ts';
+
+const TOKEN_CHARS = new Uint8Array(128);
+{
+  const extra = "-.!%*_+`'~";
+  for (let c = 0x30; c <= 0x39; c++) TOKEN_CHARS[c] = 1;
+  for (let c = 0x41; c <= 0x5a; c++) TOKEN_CHARS[c] = 1;
+  for (let c = 0x61; c <= 0x7a; c++) TOKEN_CHARS[c] = 1;
+  for (let i = 0; i < extra.length; i++) TOKEN_CHARS[extra.charCodeAt(i)] = 1;
+}
+
+/** Whether `c` is a `token` character (RFC 3261 §25.1). */
+export function isTokenChar(c: number): boolean {
+  return c < 128 && TOKEN_CHARS[c] === 1;
+}
+
+/** Whether `s` is a non-empty token. */
+export function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) if (!isTokenChar(s.charCodeAt(i))) return false;
+  return true;
+}
+
+/** Whether `c` is linear white space (SP, HTAB, or a CR/LF left over from folding). */
+export function isWs(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
+}
+
+/** Index of the first non-LWS character at or after `i`. */
+export function skipWs(s: string, i: number): number {
+  while (i < s.length && isWs(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/** End index (exclusive) of the token starting at `i` (equal to `i` when there is none). */
+export function scanToken(s: string, i: number): number {
+  while (i < s.length && isTokenChar(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/**
+ * Scans a quoted-string whose opening `"` is at `i`. Returns the index just past the closing quote
+ * and the content with quoted-pairs (`\"`, `\\`) undone.
+ * @throws SipParseError `code` when the string is unterminated (RFC 4475 §3.1.2.6).
+ */
+export function scanQuoted(s: string, i: number, code: string): { end: number; text: string } {
+  let text = '';
+  let run = i + 1;
+  for (let j = i + 1; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 0x5c /* \ */) {
+      if (j + 1 >= s.length) break;
+      text += s.slice(run, j);
+      run = j + 1;
+      j++;
+    } else if (c === 0x22) {
+      return { end: j + 1, text: text + s.slice(run, j) };
+    }
+  }
+  throw new SipParseError(code, 'unterminated quoted string');
+}
+
+/** Removes the quotes and quoted-pairs from a quoted parameter value; other values unchanged. */
+export function unquote(value: string): string {
+  if (value.length >= 2 && value.charCodeAt(0) === 0x22) {
+    try {
+      const q = scanQuoted(value, 0, 'bad-quoted-string');
+      if (q.end === value.length) return q.text;
+    } catch {
+      // not a well-formed quoted string: return it as it is
+    }
+  }
+  return value;
+}
+
+/** Writes `text` as a quoted-string, escaping `"` and `\`. */
+export function quote(text: string): string {
+  let out = '"';
+  let run = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) {
+      out += text.slice(run, i) + '\\';
+      run = i;
+    }
+  }
+  return out + text.slice(run) + '"';
+}
+
+/** Whether `c` may appear in an unquoted gen-value (token or host, incl. `[v6]` and `a:b:c`). */
+function isValueChar(c: number): boolean {
+  return c > 0x20 && c < 0x7f && c !== 0x3b && c !== 0x2c && c !== 0x22 && c !== 0x3c && c !== 0x3e;
+}
+
+/**
+ * Parses `*( SEMI generic-param )` from `s` starting at `i` (RFC 3261 §25.1), with LWS allowed
+ * around `;` and `=`. Names are lower-cased and must be tokens; a flag parameter maps to null; a
+ * quoted value is kept with its quotes (use {@link unquote}) so it serialises unchanged. The first
+ * of two parameters with the same name wins.
+ *
+ * @returns the parameters and the index where scanning stopped (end of `s`, or a `,`).
+ * @throws SipParseError `code` on a missing name, a bad value, or trailing garbage.
+ */
+export function scanParams(
+  s: string,
+  i: number,
+  code: string,
+  into: Map<string, string | null> = new Map(),
+): { params: Map<string, string | null>; end: number } {
+  const len = s.length;
+  i = skipWs(s, i);
+  while (i < len) {
+    if (s.charCodeAt(i) !== 0x3b) {
+      throw new SipParseError(code, `unexpected character "${s[i]}" in parameters`);
+    }
+    i = skipWs(s, i + 1);
+    const nameEnd = scanToken(s, i);
+    if (nameEnd === i) throw new SipParseError(code, 'empty parameter name');
+    const name = s.slice(i, nameEnd).toLowerCase();
+    i = skipWs(s, nameEnd);
+    let value: string | null = null;
+    if (i < len && s.charCodeAt(i) === 0x3d /* = */) {
+      i = skipWs(s, i + 1);
+      if (i < len && s.charCodeAt(i) === 0x22) {
+        const q = scanQuoted(s, i, code);
+        value = s.slice(i, q.end);
+        i = q.end;
+      } else {
+        const start = i;
+        while (i < len && isValueChar(s.charCodeAt(i))) i++;
+        if (i === start) throw new SipParseError(code, `parameter "${name}" has an empty value`);
+        value = s.slice(start, i);
+      }
+      i = skipWs(s, i);
+    }
+    if (!into.has(name)) into.set(name, value);
+  }
+  return { params: into, end: i };
+}
+
+/**
+ * Parses a parameter list such as `;tag=a;lr;+sip.instance="<urn:uuid:...>"` (the leading `;` is
+ * optional). See {@link scanParams} for the value rules.
+ * @throws SipParseError `bad-params`
+ */
+export function parseParams(text: string): Map<string, string | null> {
+  const i = skipWs(text, 0);
+  const s = i < text.length && text.charCodeAt(i) !== 0x3b ? ';' + text.slice(i) : text;
+  const { params, end } = scanParams(s, s === text ? i : 0, 'bad-params');
+  if (end < s.length) throw new SipParseError('bad-params', 'unexpected "," in parameters');
+  return params;
+}
+
+/**
+ * Writes parameters as `;name=value` / `;name`. A value that is neither a quoted string nor
+ * valid unquoted (e.g. holds a space or `;`) is quoted, so `parseParams` reads it back.
+ */
+export function serializeParams(params: ReadonlyMap<string, string | null>): string {
+  let out = '';
+  for (const [k, v] of params) {
+    out += ';' + k;
+    if (v === null) continue;
+    out += '=' + (needsQuoting(v) ? quote(v) : v);
+  }
+  return out;
+}
+
+function needsQuoting(v: string): boolean {
+  if (v.length === 0) return true;
+  if (v.charCodeAt(0) === 0x22) {
+    try {
+      return scanQuoted(v, 0, 'x').end !== v.length;
+    } catch {
+      return true;
+    }
+  }
+  for (let i = 0; i < v.length; i++) if (!isValueChar(v.charCodeAt(i))) return true;
+  return false;
+}
