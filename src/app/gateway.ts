@@ -38,6 +38,7 @@ export class Gateway {
     const credentials = new ExtensionCredentials(config.extensions);
     const digest = new DigestServer({
       realm: config.sip.domain,
+      algorithms: config.sip.authAlgorithms,
       secret: deps.random.bytes(32),
       clock: deps.clock,
       random: deps.random,

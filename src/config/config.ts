@@ -53,6 +53,11 @@ export interface Config {
     /** Idle time after which an unused TCP/TLS connection is closed. */
     connectionIdleSeconds: number;
     userAgent: string;
+    /**
+     * Digest algorithms offered in challenges, most preferred first (RFC 8760 §2.4). Put MD5
+     * first for old clients that only read the first challenge (SIPp 3.6 does).
+     */
+    authAlgorithms: ('SHA-256' | 'MD5')[];
   };
   extensions: Record<string, ExtensionConfig>;
   trunks: TrunkConfig[];
@@ -69,6 +74,7 @@ export const DEFAULT_CONFIG: Config = {
     transports: ['udp', 'tcp'],
     connectionIdleSeconds: 300,
     userAgent: 'hookswitch',
+    authAlgorithms: ['SHA-256', 'MD5'],
   },
   extensions: {},
   trunks: [],
@@ -110,7 +116,7 @@ export function resolveConfig(input: Json): Config {
   if (sip !== undefined) {
     if (!isObject(sip)) problems.push(`sip must be an object (got ${show(sip)})`);
     else {
-      const known = new Set(['bind', 'port', 'domain', 'transports', 'tls', 'connectionIdleSeconds', 'userAgent']);
+      const known = new Set(['bind', 'port', 'domain', 'transports', 'tls', 'connectionIdleSeconds', 'userAgent', 'authAlgorithms']);
       for (const key of Object.keys(sip)) if (!known.has(key)) problems.push(`sip.${key} is not a known setting`);
       if (sip.bind !== undefined) {
         if (typeof sip.bind !== 'string' || sip.bind === '') problems.push(`sip.bind must be an IP address (got ${show(sip.bind)})`);
@@ -144,6 +150,12 @@ export function resolveConfig(input: Json): Config {
         if (typeof sip.userAgent !== 'string' || /[\r\n]/.test(sip.userAgent)) {
           problems.push(`sip.userAgent must be a one-line string (got ${show(sip.userAgent)})`);
         } else cfg.sip.userAgent = sip.userAgent;
+      }
+      if (sip.authAlgorithms !== undefined) {
+        const v = sip.authAlgorithms;
+        if (!Array.isArray(v) || v.length === 0 || !v.every((a) => a === 'SHA-256' || a === 'MD5') || new Set(v).size !== v.length) {
+          problems.push(`sip.authAlgorithms must list "SHA-256" and/or "MD5" once each (got ${show(v)})`);
+        } else cfg.sip.authAlgorithms = v as Config['sip']['authAlgorithms'];
       }
       if (sip.tls !== undefined) cfg.sip.tls = checkTls(sip.tls, problems);
     }

@@ -19,7 +19,8 @@ export const ACCEPT = 'application/sdp';
  * persistence) plugs in here; without one the gateway answers 403.
  */
 export interface RegisterHandler {
-  register(req: SipRequest, username: string): SipResponse;
+  /** `source` is where the REGISTER came from: the path to a NATed phone (RFC 3581). */
+  register(req: SipRequest, username: string, source?: Destination): SipResponse;
 }
 
 /**
@@ -87,7 +88,7 @@ export class UasCore implements TransactionUser {
       case 'OPTIONS':
         return this.options(req);
       case 'REGISTER':
-        return this.register(req);
+        return this.register(req, tx);
       case 'INVITE':
         return this.invite(req, tx);
       case 'BYE':
@@ -114,7 +115,7 @@ export class UasCore implements TransactionUser {
     ];
   }
 
-  private register(req: SipRequest): SipResponse {
+  private register(req: SipRequest, tx: ServerTransaction): SipResponse {
     // §10.3 step 3 via RFC 4475 §3.3.4: the To of a REGISTER must be a SIP or SIPS address of record.
     let aorUser: string | undefined;
     try {
@@ -131,7 +132,7 @@ export class UasCore implements TransactionUser {
       return buildResponse(req, 403, 'Forbidden (user does not own the address of record)');
     }
     if (!this.opts.registrar) return buildResponse(req, 403, 'Registration Not Enabled');
-    return this.opts.registrar.register(req, auth.username);
+    return this.opts.registrar.register(req, auth.username, tx.source);
   }
 
   private invite(req: SipRequest, tx: ServerTransaction): SipResponse | undefined {

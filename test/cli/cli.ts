@@ -1,0 +1,113 @@
+/**
+ * The command-line contract external scripts rely on: help and version, exit code 2 with one
+ * clear line for a taken port or a bad config, exit 0 on SIGTERM, and a bundle that runs with no
+ * node_modules beside it.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import pkg from '../../package.json' with { type: 'json' };
+import { REPO_ROOT, freePort, startGateway } from '../helpers/gateway-process.ts';
+
+const CLI = ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts')];
+
+function runCli(args: string[], timeout = 15_000) {
+  return spawnSync(process.execPath, [...CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout });
+}
+
+t.test('help and version', async (t) => {
+  const help = runCli(['--help']);
+  t.equal(help.status, 0, '--help exits 0');
+  t.match(help.stdout, /hookswitch run \[--config FILE\] \[--bind ADDR\] \[--sip-port N\] \[--state-dir DIR\]/);
+  const version = runCli(['version']);
+  t.equal(version.status, 0);
+  t.equal(version.stdout.trim(), `hookswitch ${pkg.version}`);
+  const unknown = runCli(['frobnicate']);
+  t.equal(unknown.status, 2, 'an unknown command exits 2');
+  t.match(unknown.stderr, /unknown command "frobnicate"/);
+});
+
+t.test('a taken port exits 2 with one line naming the fix', async (t) => {
+  const port = await freePort();
+  const squatter = createSocket('udp4');
+  await new Promise<void>((resolve) => squatter.bind(port, '127.0.0.1', resolve));
+  t.teardown(() => squatter.close());
+  const res = runCli(['run', '--bind', '127.0.0.1', '--sip-port', String(port), '--state-dir', tmpdir()]);
+  t.equal(res.status, 2, 'exit code 2');
+  t.equal(
+    res.stderr.trim().split('\n').pop(),
+    `hookswitch: cannot listen on udp 127.0.0.1:${port}: address in use (is another SIP server running? try: ss -lunp | grep ${port})`,
+  );
+});
+
+t.test('a bad config exits 2 naming the key, the rule and the value', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hookswitch-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const table: [string, string, string[]][] = [
+    ['port too large', JSON.stringify({ sip: { port: 70000 } }), ['config: sip.port must be <= 65535 (got 70000)']],
+    ['unknown key', JSON.stringify({ sip: { prot: 5060 } }), ['config: sip.prot is not a known setting']],
+    ['short password', JSON.stringify({ extensions: { '101': { password: 'x' } } }), ['config: extensions.101.password must be a string of at least 8 characters']],
+    ['not JSON', '{ sip: ', [`config: ${join(dir, 'not JSON.json')} is not valid JSON`]],
+    [
+      'two problems',
+      JSON.stringify({ sip: { port: -1 }, trunks: [{ name: 'up', host: 'pbx', username: 'u', password: 'p', transport: 'sctp' }] }),
+      ['config: sip.port must be >= 0 (got -1)', 'config: trunks[0].transport must be "udp", "tcp" or "tls" (got "sctp")'],
+    ],
+  ];
+  for (const [name, content, lines] of table) {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, content);
+    const res = runCli(['run', '--config', file, '--bind', '127.0.0.1', '--sip-port', '0']);
+    t.equal(res.status, 2, `${name}: exit 2`);
+    const got = res.stderr.trim().split('\n');
+    t.equal(got.length, lines.length, `${name}: one line per problem`);
+    lines.forEach((l, i) => t.ok(got[i]?.startsWith(l), `${name}: ${l}`));
+  }
+  const missing = runCli(['run', '--config', join(dir, 'nope.json')]);
+  t.equal(missing.status, 2);
+  t.match(missing.stderr, /config: cannot read .*nope\.json: no such file/);
+});
+
+t.test('SIGTERM stops the gateway with exit 0', async (t) => {
+  const gw = await startGateway();
+  const status = await gw.stop();
+  t.same(status, { code: 0, signal: null });
+  t.match(gw.log(), /msg="stopped"/);
+});
+
+t.test('the bundle runs with no node_modules beside it', async (t) => {
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+  t.equal(build.status, 0, `npm run build: ${build.stderr}`);
+  const dir = mkdtempSync(join(tmpdir(), 'hookswitch-dist-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(join(REPO_ROOT, 'dist'), dir, { recursive: true });
+  const help = spawnSync(join(dir, 'hookswitch.mjs'), ['--help'], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
+  t.equal(help.status, 0, 'dist/hookswitch.mjs --help exits 0');
+  t.match(help.stdout, /Usage:/);
+  // And the bundle serves SIP: start it, see it listen, stop it.
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(dir, 'hookswitch.mjs'), 'run', '--bind', '127.0.0.1', '--sip-port', String(port), '--state-dir', dir], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  const started = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10_000);
+    child.stderr.on('data', () => {
+      if (/msg="started"/.test(log)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+  });
+  t.ok(started, 'the bundled gateway starts');
+  const code = await new Promise<number | null>((resolve) => {
+    child.once('exit', (c) => resolve(c));
+    child.kill('SIGTERM');
+  });
+  t.equal(code, 0, 'and exits 0 on SIGTERM');
+});
