@@ -55,7 +55,7 @@ export interface GatewayProcess {
   readonly exited: Promise<ExitStatus>;
   /**
    * Sends SIGTERM and waits up to `timeoutMs` (default 5000) for the exit; past that, SIGKILLs
-   * it and reports `signal: 'SIGKILL'`. Removes the state directory.
+   * it and reports `signal: 'SIGKILL'`. The state directory is removed whenever the child exits.
    */
   stop(timeoutMs?: number): Promise<ExitStatus>;
   /** SIGKILL without waiting; safe to call after exit. */
@@ -180,7 +180,10 @@ async function startOnce(opts: StartOptions): Promise<GatewayProcess> {
   }
 
   let exitStatus: ExitStatus | undefined;
-  void exited.then((s) => (exitStatus = s));
+  void exited.then((s) => {
+    exitStatus = s;
+    cleanupDir();
+  });
   return {
     pid: child.pid!,
     host,
@@ -205,7 +208,6 @@ async function startOnce(opts: StartOptions): Promise<GatewayProcess> {
         }),
       ]);
       clearTimeout(killTimer);
-      cleanupDir();
       return status;
     },
   };

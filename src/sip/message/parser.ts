@@ -1,6 +1,7 @@
 import { SipParseError } from './errors.ts';
 import { Headers, type HeaderField, headerKey, trimWs } from './headers.ts';
 import type { SipMessage } from './message.ts';
+import { isToken } from './params.ts';
 
 /**
  * Size bounds for one message. Anything beyond them is rejected with a precise error instead of
@@ -36,19 +37,6 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 const HT = 0x09;
-
-/** RFC 3261 §25.1 `token` characters. */
-const TOKEN = new Uint8Array(128);
-for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") TOKEN[c.charCodeAt(0)] = 1;
-
-export function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || TOKEN[c] === 0) return false;
-  }
-  return true;
-}
 
 const VERSION_RE = /^SIP\/\d+\.\d+$/i;
 
