@@ -161,8 +161,13 @@ function ackFor(response: string, requestUri: string, status: number): Buffer[] 
   return [make('ACK', fresh('ack'), cseqNum), make('BYE', fresh('bye'), String(Number(cseqNum) + 1))];
 }
 
+/** True while /proc/PID exists and is not a zombie. */
 function procAlive(pid: number): boolean {
-  return existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** Sends one oversized case over its own TCP connection and waits briefly for the gateway to react. */

@@ -9,6 +9,7 @@
  * parameters are kept. A scheme followed by a token68 (RFC 7235 §2.1, e.g. `Basic QWxh==`)
  * stores that token under the empty key `''`.
  */
+import { isToken, isTokenChar, isWs } from '../message/params.ts';
 import { SipParseError } from '../message/errors.ts';
 import type { AuthValue } from '../message/types.ts';
 
@@ -33,20 +34,6 @@ const ALWAYS_QUOTED: ReadonlySet<string> = new Set([
 const NEVER_QUOTED: ReadonlySet<string> = new Set(['algorithm', 'nc', 'stale', 'userhash', 'charset']);
 
 const MAX_PARAMS = 64;
-
-function isWs(c: number): boolean {
-  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
-}
-
-/** RFC 3261 §25.1 token characters. */
-function isTokenChar(c: number): boolean {
-  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
-  // - . ! % * _ + ` ' ~
-  return (
-    c === 0x2d || c === 0x2e || c === 0x21 || c === 0x25 || c === 0x2a || c === 0x5f || c === 0x2b ||
-    c === 0x60 || c === 0x27 || c === 0x7e
-  );
-}
 
 /** RFC 7235 §2.1 token68 characters (before the trailing `=` padding). */
 function isToken68Char(c: number): boolean {
@@ -224,11 +211,6 @@ export function parseAuthInfo(value: string): Map<string, string> {
   return parsed.params;
 }
 
-function isToken(s: string): boolean {
-  if (!s) return false;
-  for (let i = 0; i < s.length; i++) if (!isTokenChar(s.charCodeAt(i))) return false;
-  return true;
-}
 
 /**
  * Writes a quoted-string, escaping `"` and `\` (RFC 3261 §25.1). Throws a RangeError for CR, LF

@@ -1,3 +1,5 @@
+import { isWs } from './params.ts';
+
 /**
  * The header section of a SIP message: an ordered list of fields, looked up by case-insensitive
  * name with compact forms (RFC 3261 §7.3.3) folded to the long name.
@@ -83,10 +85,6 @@ export function trimWs(s: string): string {
   while (start < end && isWs(s.charCodeAt(start))) start++;
   while (end > start && isWs(s.charCodeAt(end - 1))) end--;
   return start === 0 && end === s.length ? s : s.slice(start, end);
-}
-
-function isWs(c: number): boolean {
-  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 }
 
 /** The lookup key of a header name: lower case, compact forms expanded. */

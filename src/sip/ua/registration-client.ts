@@ -1,0 +1,433 @@
+/**
+ * The gateway's registration with an upstream trunk (RFC 3261 §10.2): REGISTER with Digest
+ * authentication (§22.2), refresh before expiry (§10.2.4), 423 handling (§10.2.8), retry with
+ * backoff after a failure, and un-registration with `Expires: 0` on stop (§10.2.2).
+ *
+ * Pure: requests go out through the injected transaction layer, time comes from the injected
+ * Clock, cnonces, tags and the Call-ID from the injected Random. No sockets, no real timers.
+ */
+import type { TrunkConfig } from '../../config/config.ts';
+import type { Clock, TimerHandle } from '../../runtime/clock.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import type { Random } from '../../runtime/random.ts';
+import { challengeIsStale, DigestClient } from '../auth/digest-client.ts';
+import { buildRequest, newCallId, newTag } from '../dialog/request-builder.ts';
+import { parseContact, parseUint } from '../message/header-values.ts';
+import type { SipRequest, SipResponse } from '../message/message.ts';
+import type { SipUri } from '../message/types.ts';
+import { formatHostPort, parseUri, uriEquals } from '../message/uri.ts';
+import type { ClientTransactionHandlers, Destination } from '../transaction/types.ts';
+
+/** Where a registration stands, as `status` shows it. */
+export type RegistrationState = 'registering' | 'registered' | 'failed' | 'stopped';
+
+/** A snapshot of one trunk registration. */
+export interface RegistrationStatus {
+  /** The trunk's configured name. */
+  trunk: string;
+  state: RegistrationState;
+  /** The reason of the most recent failure (status line, timeout, transport error), if any. */
+  lastError?: string;
+  /** Wall-clock time (ms since the epoch) at which the current binding expires; only when registered. */
+  expiresAt?: number;
+}
+
+/**
+ * What the client needs from the transaction layer; {@link TransactionLayer} provides both.
+ * `sendRequest` starts a non-INVITE client transaction and reports exactly one final outcome
+ * (final response, timeout or transport error) through the handlers.
+ */
+export interface RegistrationTransactions {
+  newBranch(): string;
+  sendRequest(request: SipRequest, dest: Destination, handlers: ClientTransactionHandlers): unknown;
+}
+
+/** The trunk settings the client uses. */
+export type RegistrationTrunk = Pick<
+  TrunkConfig,
+  'name' | 'host' | 'port' | 'transport' | 'username' | 'authUsername' | 'password' | 'expires' | 'outboundProxy'
+>;
+
+export interface RegistrationClientOptions {
+  trunk: RegistrationTrunk;
+  /** Our address and port as the trunk should reach us: written into Via and Contact. */
+  local: { address: string; port: number };
+  transactions: RegistrationTransactions;
+  clock: Clock;
+  random: Random;
+  /** Category logger (e.g. `sip.register`); one line per state change, never the password. */
+  logger: Logger;
+  /**
+   * Where requests are sent. Defaults to the outbound proxy if configured, else the trunk's
+   * host and port. The composition root passes a resolved IP address here.
+   */
+  destination?: Destination;
+  /** User-Agent header value. */
+  userAgent?: string;
+  /** First retry delay after a failure (default 30 s), doubled per failure up to `maxRetryMs`. */
+  initialRetryMs?: number;
+  /** Longest retry delay (default 10 min). */
+  maxRetryMs?: number;
+}
+
+/** Shortest refresh interval, unless the binding itself is shorter (then expiry − 5 s). */
+const MIN_REFRESH_S = 30;
+/** Fraction of a retry delay that jitter may remove, so that many gateways do not retry in step. */
+const JITTER = 0.25;
+/** Consecutive `stale=true` challenges answered in one attempt before giving up (a looping server). */
+const MAX_STALE_RETRIES = 2;
+
+type ChallengeKind = 'www' | 'proxy';
+
+const CHALLENGE: Record<ChallengeKind, { status: number; challenge: string; credentials: string }> = {
+  www: { status: 401, challenge: 'WWW-Authenticate', credentials: 'Authorization' },
+  proxy: { status: 407, challenge: 'Proxy-Authenticate', credentials: 'Proxy-Authorization' },
+};
+
+/**
+ * Keeps one registration with one trunk. `start()` registers, `stop()` un-registers (best
+ * effort) and resolves when that exchange is over. All requests share one Call-ID and carry
+ * increasing CSeq numbers (§10.2.4: "A UA SHOULD use the same Call-ID for all registrations
+ * during a single boot cycle"; the CSeq "MUST be incremented by one" per REGISTER).
+ */
+export class RegistrationClient {
+  private readonly opts: RegistrationClientOptions;
+  private readonly log: Logger;
+  private readonly digest: DigestClient;
+  private readonly requestUri: string;
+  private readonly aor: string;
+  private readonly contact: string;
+  private readonly contactUri: SipUri;
+  private readonly destination: Destination;
+  private readonly callId: string;
+  private readonly fromTag: string;
+  private cseq = 0;
+  private state: RegistrationState | 'idle' = 'idle';
+  private lastError: string | undefined;
+  private expiresAt: number | undefined;
+  /** Lifetime to ask for; raised by a 423's Min-Expires (§10.2.8). */
+  private requestExpires: number;
+  /** Latest challenges per kind, answered pre-emptively on later requests (RFC 7616 §3.4 nonce reuse). */
+  private readonly challenges: Partial<Record<ChallengeKind, string[]>> = {};
+  /** Challenges answered during the current attempt: one per kind, more only when stale. */
+  private answered: Record<ChallengeKind, number> = { www: 0, proxy: 0 };
+  /** Bumped whenever an outstanding transaction's outcome must be ignored. */
+  private generation = 0;
+  private inFlight = false;
+  private failures = 0;
+  private timer: TimerHandle | undefined;
+  private unregistering: (() => void) | undefined;
+
+  constructor(opts: RegistrationClientOptions) {
+    this.opts = opts;
+    const { trunk } = opts;
+    this.log = opts.logger;
+    this.digest = new DigestClient({ username: trunk.authUsername ?? trunk.username, password: trunk.password, random: opts.random });
+    const defaultPort = trunk.transport === 'tls' ? 5061 : 5060;
+    const transportParam = trunk.transport === 'udp' ? '' : `;transport=${trunk.transport}`;
+    this.requestUri = `sip:${formatHostPort(trunk.host, trunk.port === defaultPort ? undefined : trunk.port)}${transportParam}`;
+    this.aor = `sip:${trunk.username}@${formatHostPort(trunk.host)}`;
+    const contactUri = `sip:${trunk.username}@${formatHostPort(opts.local.address, opts.local.port)};transport=${trunk.transport}`;
+    this.contactUri = parseUri(contactUri);
+    this.contact = `<${contactUri}>`;
+    this.destination = opts.destination ?? defaultDestination(trunk);
+    this.callId = newCallId(opts.random);
+    this.fromTag = newTag(opts.random);
+    this.requestExpires = trunk.expires;
+  }
+
+  /** The current state, for `status` and tests. */
+  status(): RegistrationStatus {
+    const state = this.state === 'idle' ? 'registering' : this.state;
+    const out: RegistrationStatus = { trunk: this.opts.trunk.name, state };
+    if (this.lastError !== undefined) out.lastError = this.lastError;
+    if (state === 'registered' && this.expiresAt !== undefined) out.expiresAt = this.expiresAt;
+    return out;
+  }
+
+  /** Sends the first REGISTER. Throws if called twice or after `stop()` (a wiring error). */
+  start(): void {
+    if (this.state !== 'idle') throw new Error(`registration ${this.opts.trunk.name} already started`);
+    this.setState('registering');
+    this.attempt();
+  }
+
+  /**
+   * Stops refreshing. When a binding may exist (registered, or a REGISTER is outstanding),
+   * sends REGISTER with `Expires: 0` (§10.2.2) answering at most one challenge, and resolves
+   * once that gets a final response, times out or fails to send; otherwise resolves at once.
+   * Never rejects. Callers bound the wait themselves (Timer F is 32 s over UDP).
+   */
+  stop(): Promise<void> {
+    if (this.state === 'stopped') return Promise.resolve();
+    const mayBeBound = this.state === 'registered' || this.inFlight;
+    this.cancelTimer();
+    this.generation++;
+    this.inFlight = false;
+    this.setState('stopped');
+    if (!mayBeBound) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.unregistering = resolve;
+      this.answered = { www: 0, proxy: 0 };
+      this.send(0);
+    });
+  }
+
+  /** Starts a fresh attempt (initial, refresh or retry): one challenge of each kind may be answered. */
+  private attempt(): void {
+    this.answered = { www: 0, proxy: 0 };
+    this.send(this.requestExpires);
+  }
+
+  /**
+   * Builds and sends one REGISTER, with credentials for every challenge remembered. `answering`
+   * names the challenge just received: when it cannot be answered, nothing is sent and the
+   * attempt fails.
+   */
+  private send(expires: number, answering?: { kind: ChallengeKind; status: string }): void {
+    const extra: [string, string][] = [['Expires', String(expires)]];
+    if (this.opts.userAgent) extra.push(['User-Agent', this.opts.userAgent]);
+    for (const kind of ['proxy', 'www'] as const) {
+      const challenges = this.challenges[kind];
+      if (!challenges) continue;
+      const value = this.digest.authorize({ challenges, method: 'REGISTER', uri: this.requestUri });
+      if (value !== undefined) extra.push([CHALLENGE[kind].credentials, value]);
+      else if (answering?.kind === kind) {
+        delete this.challenges[kind];
+        this.fail(`${answering.status}: no Digest challenge we can answer`);
+        return;
+      }
+    }
+    const gen = ++this.generation;
+    this.cseq++;
+    const viaTransport = this.opts.trunk.transport.toUpperCase();
+    const { request } = buildRequest({
+      method: 'REGISTER',
+      requestUri: this.requestUri,
+      from: `<${this.aor}>;tag=${this.fromTag}`,
+      to: `<${this.aor}>`,
+      contact: this.contact,
+      callId: this.callId,
+      cseq: this.cseq,
+      random: this.opts.random,
+      via: `SIP/2.0/${viaTransport} ${formatHostPort(this.opts.local.address, this.opts.local.port)};branch=${this.opts.transactions.newBranch()};rport`,
+      extraHeaders: extra,
+    });
+    this.inFlight = true;
+    try {
+      this.opts.transactions.sendRequest(request, this.destination, {
+        onResponse: (res) => {
+          if (gen === this.generation && res.status >= 200) this.onFinal(res, expires);
+        },
+        onTimeout: () => {
+          if (gen === this.generation) this.onFailure('timeout: no final response from the registrar');
+        },
+        onTransportError: (err) => {
+          if (gen === this.generation) this.onFailure(`transport error: ${errorText(err)}`);
+        },
+      });
+    } catch (err) {
+      // A wiring error (duplicate branch): treated as a failure so the retry logic still runs.
+      this.onFailure(`could not send REGISTER: ${errorText(err)}`);
+    }
+  }
+
+  private onFinal(res: SipResponse, sentExpires: number): void {
+    this.inFlight = false;
+    const kind: ChallengeKind | undefined = res.status === 401 ? 'www' : res.status === 407 ? 'proxy' : undefined;
+    if (kind !== undefined) {
+      this.onChallenge(res, kind, sentExpires);
+      return;
+    }
+    if (this.unregistering) {
+      this.finishUnregister(res.status >= 200 && res.status < 300 ? undefined : statusText(res));
+      return;
+    }
+    if (res.status >= 200 && res.status < 300) {
+      this.onRegistered(res);
+      return;
+    }
+    if (res.status === 423) {
+      // §10.2.8: "the UA MAY retry with an expiration interval at least as long as the
+      // Min-Expires header field value". A 423 without a larger Min-Expires is a failure.
+      const min = uintHeader(res, 'min-expires');
+      if (min !== undefined && min > this.requestExpires) {
+        this.log.info('registrar asks for a longer registration', { trunk: this.opts.trunk.name, expires: min });
+        this.requestExpires = min;
+        this.send(min);
+        return;
+      }
+    }
+    this.onFailure(statusText(res), retryAfterMs(res));
+  }
+
+  /**
+   * §22.2: on 401/407 the UAC "MAY re-originate the request with the proper credentials". After
+   * credentials this attempt already answered were refused, the same credentials would be
+   * refused again: only a `stale=true` challenge (RFC 7616 §3.3: the credentials were right,
+   * the nonce expired) is answered once more.
+   */
+  private onChallenge(res: SipResponse, kind: ChallengeKind, sentExpires: number): void {
+    const challenges = res.headers.getAll(CHALLENGE[kind].challenge);
+    const stale = challengeIsStale(challenges);
+    if (this.answered[kind] > 0 && !(stale && this.answered[kind] <= MAX_STALE_RETRIES)) {
+      this.fail(`${statusText(res)}: credentials refused`);
+      return;
+    }
+    this.challenges[kind] = challenges;
+    this.answered[kind]++;
+    this.send(sentExpires, { kind, status: statusText(res) });
+  }
+
+  private fail(reason: string): void {
+    if (this.unregistering) this.finishUnregister(reason);
+    else this.onFailure(reason);
+  }
+
+  private onRegistered(res: SipResponse): void {
+    const granted = grantedExpires(res, this.contactUri, this.requestExpires);
+    if (granted === 0) {
+      this.onFailure('registrar granted no binding (expires 0)');
+      return;
+    }
+    this.failures = 0;
+    this.lastError = undefined;
+    this.expiresAt = this.opts.clock.wallNow() + granted * 1000;
+    const delay = refreshDelaySeconds(granted);
+    this.setState('registered', { expires: granted, refreshIn: Math.round(delay) });
+    this.schedule(delay * 1000, 'register-refresh');
+  }
+
+  private onFailure(reason: string, retryAfter?: number): void {
+    this.inFlight = false;
+    if (this.unregistering) {
+      this.finishUnregister(reason);
+      return;
+    }
+    if (this.state === 'stopped') return;
+    this.failures++;
+    this.lastError = reason;
+    this.expiresAt = undefined;
+    const delay = retryAfter ?? this.backoffMs();
+    this.setState('failed', { reason, retryIn: Math.round(delay / 1000) });
+    this.schedule(delay, 'register-retry');
+  }
+
+  private finishUnregister(error: string | undefined): void {
+    const done = this.unregistering;
+    this.unregistering = undefined;
+    this.generation++;
+    this.expiresAt = undefined;
+    if (error === undefined) this.log.info('unregistered', { trunk: this.opts.trunk.name });
+    else this.log.warn('un-registration failed', { trunk: this.opts.trunk.name, reason: error });
+    done?.();
+  }
+
+  /** Exponential backoff: initial × 2^(failures−1), capped, minus up to 25 % jitter. */
+  private backoffMs(): number {
+    const initial = this.opts.initialRetryMs ?? 30_000;
+    const max = this.opts.maxRetryMs ?? 600_000;
+    const base = Math.min(max, initial * 2 ** Math.min(this.failures - 1, 30));
+    const r = this.opts.random.bytes(2).readUInt16BE(0) / 0xffff;
+    return Math.round(base * (1 - JITTER * r));
+  }
+
+  private schedule(ms: number, label: string): void {
+    this.cancelTimer();
+    this.timer = this.opts.clock.setTimer(
+      ms,
+      () => {
+        this.timer = undefined;
+        if (this.state === 'stopped') return;
+        if (this.state === 'failed') this.setState('registering');
+        this.attempt();
+      },
+      label,
+    );
+  }
+
+  private cancelTimer(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  private setState(state: RegistrationState, fields: Record<string, string | number> = {}): void {
+    const previous = this.state;
+    if (previous === state && state !== 'failed') return;
+    this.state = state;
+    const line = { trunk: this.opts.trunk.name, state, previous, ...fields };
+    if (state === 'failed') this.log.warn('registration state changed', line);
+    else this.log.info('registration state changed', line);
+  }
+}
+
+/** The outbound proxy (`host` or `host:port`) if set, else the trunk itself. */
+function defaultDestination(trunk: RegistrationTrunk): Destination {
+  const defaultPort = trunk.transport === 'tls' ? 5061 : 5060;
+  if (trunk.outboundProxy) {
+    const { host, port } = splitHostPort(trunk.outboundProxy);
+    return { transport: trunk.transport, address: host, port: port ?? defaultPort };
+  }
+  return { transport: trunk.transport, address: trunk.host, port: trunk.port };
+}
+
+/** Splits `host`, `host:port`, `[v6]` or `[v6]:port`. A bare IPv6 address has no port. */
+export function splitHostPort(text: string): { host: string; port?: number } {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  if (v6) return v6[2] ? { host: v6[1]!, port: Number(v6[2]) } : { host: v6[1]! };
+  const m = /^([^:]+):(\d+)$/.exec(text);
+  if (m) return { host: m[1]!, port: Number(m[2]) };
+  return { host: text };
+}
+
+/**
+ * The lifetime the registrar granted (§10.2.4): the `expires` parameter of the Contact in the
+ * 200 that matches ours (§19.1.4 URI equality), else the Expires header, else what we asked for.
+ */
+export function grantedExpires(res: SipResponse, ours: SipUri, requested: number): number {
+  for (const value of res.headers.getAll('contact')) {
+    try {
+      const c = parseContact(value);
+      if (c.star || !uriEquals(c.uri, ours)) continue;
+      const e = c.params.get('expires');
+      if (e !== undefined && e !== null) return parseUint(e, 0xffffffff);
+    } catch {
+      // Somebody else's malformed binding: not ours.
+    }
+  }
+  return uintHeader(res, 'expires') ?? requested;
+}
+
+/**
+ * When to refresh a binding of `granted` seconds: at half its life, but not sooner than 30 s
+ * unless the binding is so short that 30 s would miss it (then 5 s before it ends).
+ */
+export function refreshDelaySeconds(granted: number): number {
+  return Math.max(granted / 2, Math.min(MIN_REFRESH_S, granted - 5), 1);
+}
+
+function uintHeader(res: SipResponse, name: string): number | undefined {
+  const v = res.headers.get(name);
+  if (v === undefined) return undefined;
+  try {
+    return parseUint(v, 0xffffffff);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Retry-After in ms (RFC 3261 §20.33) for 5xx/6xx/4xx answers that carry one, capped at 1 h. */
+function retryAfterMs(res: SipResponse): number | undefined {
+  const v = res.headers.get('retry-after');
+  if (v === undefined) return undefined;
+  const m = /^[ \t]*(\d{1,7})/.exec(v);
+  return m ? Math.min(Number(m[1]), 3600) * 1000 : undefined;
+}
+
+function statusText(res: SipResponse): string {
+  return `${res.status} ${res.reason}`;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
