@@ -15,7 +15,8 @@ import { parseCSeq } from '../message/header-values.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../message/message.ts';
 import { InviteClientTransaction } from './client-invite.ts';
 import { NonInviteClientTransaction } from './client-non-invite.ts';
-import { clientKeyOfRequest, clientKeyOfResponse, newBranch, serverMatch, toTagOf, type ServerMatch } from './matching.ts';
+import { clientKeyOfRequest, clientKeyOfResponse, newBranch, serverMatch, toTagOf, topVia, type ServerMatch } from './matching.ts';
+import { responseDestination } from '../transport/response-destination.ts';
 import type { ServerEvents } from './server-base.ts';
 import { InviteServerTransaction } from './server-invite.ts';
 import { NonInviteServerTransaction } from './server-non-invite.ts';
@@ -195,12 +196,17 @@ export class TransactionLayer {
       return;
     }
     const user = this.user;
+    // §9.2: "the CANCEL request matches the transaction ... using the procedures of Section
+    // 17.2.3", except that the method is INVITE.
+    const target = request.method === 'CANCEL' ? this.findServer(serverMatch(request, 'INVITE'), false) : undefined;
+    const invite = target instanceof InviteServerTransaction ? target : undefined;
+    const early = user?.screen?.(request, source, invite);
+    if (early) {
+      this.respondStatelessly(request, early, source);
+      return;
+    }
     if (request.method === 'CANCEL') {
       const cancelTx = this.addServer(new NonInviteServerTransaction(match.key, request, source, this.ctx, this.events), match);
-      // §9.2: "the CANCEL request matches the transaction ... using the procedures of Section
-      // 17.2.3", except that the method is INVITE.
-      const target = this.findServer(serverMatch(request, 'INVITE'), false);
-      const invite = target instanceof InviteServerTransaction ? target : undefined;
       if (user?.onCancel) user.onCancel(request, invite, cancelTx);
       else this.orphan(cancelTx, 'onCancel');
       return;
@@ -213,6 +219,20 @@ export class TransactionLayer {
     if (tx instanceof InviteServerTransaction) tx.start();
     if (user) user.onRequest(request, tx);
     else this.orphan(tx, 'onRequest');
+  }
+
+  /** Sends a response without a transaction, to where §18.2.2 says responses go. */
+  private respondStatelessly(request: SipRequest, response: SipResponse, source: Destination): void {
+    const dest = responseDestination(topVia(request), source, source.connectionId);
+    const to: Destination = {
+      transport: dest.transport,
+      address: dest.address,
+      port: dest.port,
+      ...(dest.connectionId !== undefined ? { connectionId: dest.connectionId } : {}),
+    };
+    this.options.send(response, to).catch((err: unknown) => {
+      this.ctx.logger.warn('stateless response not sent', { status: response.status, reason: err instanceof Error ? err.message : String(err) });
+    });
   }
 
   private findServer(match: ServerMatch, isAck: boolean): ServerTx | undefined {

@@ -85,6 +85,15 @@ export interface TransactionUser {
    */
   onRequest(request: SipRequest, tx: ServerTransaction): void;
   /**
+   * Called for a new request (not a retransmission, not an ACK) before any server transaction
+   * exists. A response returned here is sent statelessly and no transaction is created; the
+   * request's retransmissions come here again and get a fresh answer. This is how requests
+   * refused before authentication (challenges, 4xx) and OPTIONS keep no state: an
+   * unauthenticated sender cannot make the gateway hold 32 seconds of state per request.
+   * For a CANCEL, `invite` is the INVITE server transaction it matches, if any.
+   */
+  screen?(request: SipRequest, source: Destination, invite?: InviteServerTransaction): SipResponse | undefined;
+  /**
    * An ACK that is not absorbed by a server transaction: the ACK for a 2xx (a transaction of
    * its own, RFC 3261 §17.1.1.3), or one matching an INVITE transaction in the Accepted state
    * (RFC 6026). `invite` is that transaction when there is one.

@@ -214,16 +214,26 @@ export class RegistrationClient {
       extraHeaders: extra,
     });
     this.inFlight = true;
+    // Only the first outcome of the latest request counts: a superseded request's answer and
+    // anything after a final response are ignored.
+    const current = () => gen === this.generation && settled === false;
+    let settled = false;
     try {
       this.opts.transactions.sendRequest(request, this.destination, {
         onResponse: (res) => {
-          if (gen === this.generation && res.status >= 200) this.onFinal(res, expires);
+          if (!current() || res.status < 200) return;
+          settled = true;
+          this.onFinal(res, expires);
         },
         onTimeout: () => {
-          if (gen === this.generation) this.onFailure('timeout: no final response from the registrar');
+          if (!current()) return;
+          settled = true;
+          this.onFailure('timeout: no final response from the registrar');
         },
         onTransportError: (err) => {
-          if (gen === this.generation) this.onFailure(`transport error: ${errorText(err)}`);
+          if (!current()) return;
+          settled = true;
+          this.onFailure(`transport error: ${errorText(err)}`);
         },
       });
     } catch (err) {

@@ -46,51 +46,42 @@ export interface UasCoreOptions {
  * requests that match no dialog get 481 (§12.2.2).
  *
  * Syntax checks happen before authentication on purpose: a request that cannot be processed is
- * refused without making the client compute a digest for nothing.
+ * refused without making the client compute a digest for nothing. Everything answered before
+ * authentication is answered statelessly (see {@link TransactionUser.screen}).
  */
 export class UasCore implements TransactionUser {
+  /** Users authenticated by `screen`, for `onRequest` (a digest answer verifies only once). */
+  private readonly authenticated = new WeakMap<SipRequest, string>();
+
   constructor(private readonly opts: UasCoreOptions) {}
 
-  onRequest(req: SipRequest, tx: ServerTransaction): void {
-    const res = this.handle(req, tx);
-    if (res) tx.respond(res);
-  }
-
-  onAck(_ack: SipRequest, _source: Destination, _invite?: InviteServerTransaction): void {
-    // An ACK for a 2xx of a dialog we do not hold, or for an Accepted INVITE: nothing to do.
-  }
-
-  onCancel(_cancel: SipRequest, invite: InviteServerTransaction | undefined, cancelTx: ServerTransaction): void {
-    // §9.2: "If the UAS did not find a matching transaction for the CANCEL ... it SHOULD respond
-    // to the CANCEL with a 481".
-    if (!invite) {
-      cancelTx.respond(buildResponse(cancelTx.request, 481));
-      return;
+  /**
+   * Everything that can be answered without a transaction: header and content checks,
+   * challenges, OPTIONS, 481 for unknown dialogs and transactions, 405. Only authenticated
+   * REGISTER and INVITE requests, and CANCELs of a pending INVITE, go on to a transaction.
+   */
+  screen(req: SipRequest, _source: Destination, invite?: InviteServerTransaction): SipResponse | undefined {
+    if (req.method === 'CANCEL') {
+      // §9.2: "If the UAS did not find a matching transaction for the CANCEL ... it SHOULD
+      // respond to the CANCEL with a 481".
+      return invite ? undefined : buildResponse(req, 481);
     }
-    cancelTx.respond(buildResponse(cancelTx.request, 200));
-    const last = invite.lastResponse;
-    if (!last || last.status < 200) invite.respond(buildResponse(invite.request, 487));
-  }
-
-  private handle(req: SipRequest, tx: ServerTransaction): SipResponse | undefined {
     // §8.2.2.3: Require lists extensions we must understand.
     const unsupported = req.headers.getAll('require').flatMap(parseTokenList).filter((o) => !SUPPORTED.includes(o));
-    if (unsupported.length > 0 && req.method !== 'ACK' && req.method !== 'CANCEL') {
+    if (unsupported.length > 0) {
       return buildResponse(req, 420, undefined, { headers: [['Unsupported', unsupported.join(', ')]] });
     }
-
     // §12.2.2: a request with a To tag belongs to a dialog; we hold none for it.
-    if (tagOf(req.headers.get('to') ?? '') !== undefined) {
-      return buildResponse(req, 481);
-    }
+    if (tagOf(req.headers.get('to') ?? '') !== undefined) return buildResponse(req, 481);
 
     switch (req.method) {
       case 'OPTIONS':
-        return this.options(req);
+        // §11.2: answered like an INVITE would be, with the capabilities.
+        return buildResponse(req, 200, undefined, { headers: this.capabilities() });
       case 'REGISTER':
-        return this.register(req, tx);
+        return this.screenRegister(req);
       case 'INVITE':
-        return this.invite(req, tx);
+        return this.screenInvite(req);
       case 'BYE':
         return buildResponse(req, 481);
       default:
@@ -99,9 +90,33 @@ export class UasCore implements TransactionUser {
     }
   }
 
-  /** §11.2: OPTIONS to the gateway is answered like an INVITE would be, with capabilities. */
-  private options(req: SipRequest): SipResponse {
-    return buildResponse(req, 200, undefined, { headers: this.capabilities() });
+  onRequest(req: SipRequest, tx: ServerTransaction): void {
+    const username = this.authenticated.get(req);
+    if (username === undefined) {
+      // Only requests that `screen` let through arrive here.
+      tx.respond(buildResponse(req, 500, 'Request Not Screened'));
+      return;
+    }
+    if (req.method === 'REGISTER') {
+      tx.respond(this.opts.registrar!.register(req, username, tx.source));
+    } else if (req.method === 'INVITE') {
+      this.opts.calls!.invite(req, tx, username);
+    }
+  }
+
+  onAck(_ack: SipRequest, _source: Destination, _invite?: InviteServerTransaction): void {
+    // An ACK for a 2xx of a dialog we do not hold, or for a stateless challenge: nothing to do.
+  }
+
+  onCancel(_cancel: SipRequest, invite: InviteServerTransaction | undefined, cancelTx: ServerTransaction): void {
+    if (!invite) {
+      cancelTx.respond(buildResponse(cancelTx.request, 481));
+      return;
+    }
+    // §9.2: the CANCEL gets 200; the INVITE, if not yet answered finally, 487.
+    cancelTx.respond(buildResponse(cancelTx.request, 200));
+    const last = invite.lastResponse;
+    if (!last || last.status < 200) invite.respond(buildResponse(invite.request, 487));
   }
 
   private capabilities(): [string, string][] {
@@ -115,7 +130,7 @@ export class UasCore implements TransactionUser {
     ];
   }
 
-  private register(req: SipRequest, tx: ServerTransaction): SipResponse {
+  private screenRegister(req: SipRequest): SipResponse | undefined {
     // §10.3 step 3 via RFC 4475 §3.3.4: the To of a REGISTER must be a SIP or SIPS address of record.
     let aorUser: string | undefined;
     try {
@@ -132,10 +147,11 @@ export class UasCore implements TransactionUser {
       return buildResponse(req, 403, 'Forbidden (user does not own the address of record)');
     }
     if (!this.opts.registrar) return buildResponse(req, 403, 'Registration Not Enabled');
-    return this.opts.registrar.register(req, auth.username, tx.source);
+    this.authenticated.set(req, auth.username);
+    return undefined;
   }
 
-  private invite(req: SipRequest, tx: ServerTransaction): SipResponse | undefined {
+  private screenInvite(req: SipRequest): SipResponse | undefined {
     // §8.2.3: content processing. A body must be a type we understand.
     const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (req.body.length > 0 && type !== ACCEPT) {
@@ -149,7 +165,7 @@ export class UasCore implements TransactionUser {
     const auth = this.opts.auth.check(req, 'proxy');
     if (!auth.ok) return auth.response;
     if (!this.opts.calls) return buildResponse(req, 480, 'No Call Routing Configured');
-    this.opts.calls.invite(req, tx, auth.username);
+    this.authenticated.set(req, auth.username);
     return undefined;
   }
 }
