@@ -89,9 +89,17 @@ export function trimWs(s: string): string {
 
 /** The lookup key of a header name: lower case, compact forms expanded. */
 export function headerKey(name: string): string {
+  const cached = KEY_CACHE.get(name);
+  if (cached !== undefined) return cached;
   const lower = name.toLowerCase();
-  return COMPACT_FORMS[lower] ?? lower;
+  const key = COMPACT_FORMS[lower] ?? lower;
+  // Bounded: names seen on the wire are few; a flood of invented ones only resets the cache.
+  if (KEY_CACHE.size >= 2048) KEY_CACHE.clear();
+  KEY_CACHE.set(name, key);
+  return key;
 }
+
+const KEY_CACHE = new Map<string, string>();
 
 /** The canonical spelling of a header name (`call-id` → `Call-ID`, `v` → `Via`). */
 export function canonicalName(name: string): string {

@@ -45,14 +45,16 @@ const VERSION_RE = /^SIP\/\d+\.\d+$/i;
  * ends and, leniently, bare LF. Returns -1 when the section is not terminated.
  */
 export function findHeaderEnd(buf: Buffer, from = 0): number {
-  for (let i = from; i < buf.length; i++) {
-    if (buf[i] !== LF) continue;
-    // "\n\n" or "\n\r\n"
-    if (buf[i + 1] === LF) return i + 2;
-    if (buf[i + 1] === CR && buf[i + 2] === LF) return i + 3;
-  }
-  return -1;
+  // The earliest of "\n\n" and "\n\r\n" (CRLF CRLF is the usual "\r\n\r\n").
+  const crlf = buf.indexOf(CRLF_BLANK, from);
+  const lf = buf.indexOf(LF_BLANK, from);
+  if (crlf < 0) return lf < 0 ? -1 : lf + 2;
+  if (lf < 0 || crlf < lf) return crlf + 3;
+  return lf + 2;
 }
+
+const CRLF_BLANK = Buffer.from('\n\r\n', 'latin1');
+const LF_BLANK = Buffer.from('\n\n', 'latin1');
 
 /**
  * Parses one SIP message from bytes. The bytes of header values, the Request-URI and the body
@@ -76,16 +78,16 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
   if (headerEnd < 0) {
     const error = new SipParseError('unterminated-headers', 'header section is not terminated by an empty line');
     // A truncated datagram: keep what is readable so that the sender can still get its 400.
-    const lines = buf.length - start <= limits.maxLineBytes * 4 ? buf.toString('latin1', start).split(/\r?\n/) : [];
-    if (lines.length > 1 && lines.length <= limits.maxHeaders) {
-      error.partial = partialMessage(lines[0]!, parseHeaderLines(lines.filter((l) => l !== '')).fields);
+    try {
+      const section = readHeaderSection(buf.toString('latin1', start), limits);
+      error.partial = partialMessage(section.startLine, section.fields);
+    } catch {
+      // Not even a readable start: nothing to answer.
     }
     throw error;
   }
 
-  const lines = splitLines(buf.toString('latin1', start, headerEnd), limits);
-  const startLine = lines[0]!;
-  const { fields, error } = parseHeaderLines(lines);
+  const { startLine, fields, error } = readHeaderSection(buf.toString('latin1', start, headerEnd), limits);
   try {
     if (error) throw error;
     const body = extractBody(buf, headerEnd, fields, opts.stream === true);
@@ -105,56 +107,63 @@ function partialMessage(startLine: string, fields: HeaderField[]): SipMessage {
   return { kind: 'request', method, uri: '', version: 'SIP/2.0', headers, body };
 }
 
-/** Splits the header section into logical lines, undoing folding (§7.3.1: LWS folding is one SP). */
-function splitLines(text: string, limits: ParseLimits): string[] {
-  const raw = text.split(/\r?\n/);
-  // The section ends with an empty line (and the split leaves one more empty string).
-  while (raw.length > 0 && raw[raw.length - 1] === '') raw.pop();
-  const lines: string[] = [];
-  for (const line of raw) {
-    if (line.length > limits.maxLineBytes) {
-      throw new SipParseError('line-too-long', `a header line exceeds ${limits.maxLineBytes} bytes`, 400);
-    }
-    const first = line.charCodeAt(0);
-    if ((first === SP || first === HT) && lines.length > 1) {
-      // Continuation of the previous header field. The start line (index 0) cannot be folded.
-      const joined = lines[lines.length - 1]! + ' ' + trimWs(line);
-      if (joined.length > limits.maxLineBytes) {
-        throw new SipParseError('line-too-long', `a folded header exceeds ${limits.maxLineBytes} bytes`, 400);
-      }
-      lines[lines.length - 1] = joined;
-    } else if (line.length === 0) {
-      throw new SipParseError('bad-header', 'empty line inside the header section');
-    } else {
-      lines.push(line);
-    }
-  }
-  if (lines.length === 0) throw new SipParseError('empty', 'no start line');
-  if (lines.length - 1 > limits.maxHeaders) {
-    throw new SipParseError('too-many-headers', `more than ${limits.maxHeaders} header fields`);
-  }
-  return lines;
-}
-
 /**
- * Reads `name: value` fields. A malformed line is reported as `error` while the other fields are
- * still collected, so that an error response can be addressed from them.
+ * Reads the header section (start line, fields, the empty line) in one pass: folding undone
+ * (§7.3.1: LWS folding is one SP), `name: value` fields split. A malformed field line is
+ * reported as `error` while the other fields are still collected, so that an error response
+ * can be addressed from them; exceeded bounds throw at once.
  */
-function parseHeaderLines(lines: string[]): { fields: HeaderField[]; error?: SipParseError } {
+function readHeaderSection(
+  text: string,
+  limits: ParseLimits,
+): { startLine: string; fields: HeaderField[]; error?: SipParseError } {
   const fields: HeaderField[] = [];
   let error: SipParseError | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    // HCOLON = *( SP / HTAB ) ":" SWS
-    const name = colon > 0 ? trimEndWs(line.slice(0, colon)) : '';
-    if (!isToken(name)) {
-      error ??= new SipParseError('bad-header', `malformed header line: ${preview(line)}`);
+  let startLine: string | undefined;
+  let pos = 0;
+  while (pos < text.length) {
+    let eol = text.indexOf('\n', pos);
+    if (eol < 0) eol = text.length;
+    const end = eol > pos && text.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
+    if (end - pos > limits.maxLineBytes) {
+      throw new SipParseError('line-too-long', `a header line exceeds ${limits.maxLineBytes} bytes`, 400);
+    }
+    const lineStart = pos;
+    pos = eol + 1;
+    if (end === lineStart) break; // the empty line that ends the section
+    if (startLine === undefined) {
+      startLine = text.slice(lineStart, end);
       continue;
     }
-    fields.push({ name, key: headerKey(name), value: trimWs(line.slice(colon + 1)) });
+    const first = text.charCodeAt(lineStart);
+    if (first === SP || first === HT) {
+      // A continuation line. Before any field (right after the start line) it is malformed.
+      const last = fields[fields.length - 1];
+      if (!last) {
+        error ??= new SipParseError('bad-header', 'continuation line before any header field');
+        continue;
+      }
+      const more = trimWs(text.slice(lineStart, end));
+      last.value = last.value === '' ? more : more === '' ? last.value : `${last.value} ${more}`;
+      if (last.value.length > limits.maxLineBytes) {
+        throw new SipParseError('line-too-long', `a folded header exceeds ${limits.maxLineBytes} bytes`, 400);
+      }
+      continue;
+    }
+    const colon = text.indexOf(':', lineStart);
+    // HCOLON = *( SP / HTAB ) ":" SWS
+    const name = colon > lineStart && colon < end ? trimEndWs(text.slice(lineStart, colon)) : '';
+    if (!isToken(name)) {
+      error ??= new SipParseError('bad-header', `malformed header line: ${preview(text.slice(lineStart, end))}`);
+      continue;
+    }
+    if (fields.length >= limits.maxHeaders) {
+      throw new SipParseError('too-many-headers', `more than ${limits.maxHeaders} header fields`);
+    }
+    fields.push({ name, key: headerKey(name), value: trimWs(text.slice(colon + 1, end)) });
   }
-  return { fields, error };
+  if (startLine === undefined) throw new SipParseError('empty', 'no start line');
+  return { startLine, fields, error };
 }
 
 function trimEndWs(s: string): string {
@@ -168,7 +177,8 @@ function contentLength(fields: HeaderField[]): number | undefined {
   let found: number | undefined;
   for (const f of fields) {
     if (f.key !== 'content-length') continue;
-    for (const part of f.value.split(',')) {
+    const parts = /^\d{1,10}$/.test(f.value) ? [f.value] : f.value.split(',');
+    for (const part of parts) {
       const text = trimWs(part);
       if (!/^\d{1,10}$/.test(text)) {
         throw new SipParseError('bad-content-length', `invalid Content-Length: ${preview(f.value)}`);

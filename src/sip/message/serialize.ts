@@ -15,6 +15,9 @@ export function serializeMessage(msg: SipMessage): Buffer {
     head += `${field.name}: ${field.value}\r\n`;
   }
   head += `Content-Length: ${msg.body.length}\r\n\r\n`;
-  const headBytes = Buffer.from(head, 'latin1');
-  return msg.body.length === 0 ? headBytes : Buffer.concat([headBytes, msg.body]);
+  // One allocation: the header section is latin1, one byte per character.
+  const out = Buffer.allocUnsafe(head.length + msg.body.length);
+  out.write(head, 0, 'latin1');
+  msg.body.copy(out, head.length);
+  return out;
 }

@@ -39,13 +39,11 @@ export function validateRequest(req: SipRequest, opts: ValidateOptions): Validat
   for (const name of SINGLE_VALUED) {
     if (req.headers.count(name) > 1) throw new SipParseError('repeated-header', `header ${name} appears more than once`);
   }
-  const vias = req.headers.getAll('via');
-  let via: Via | undefined;
-  for (const value of vias) {
-    const parsed = parseVia(value);
-    via ??= parsed;
-  }
-  if (!via) throw new SipParseError('missing-header', 'missing mandatory header via');
+  // The top Via decides transaction matching and where responses go (§17.2.3, §18.2.2); the
+  // others are only echoed back in responses, so they are not parsed here.
+  const topValue = req.headers.getAll('via')[0];
+  if (topValue === undefined) throw new SipParseError('missing-header', 'missing mandatory header via');
+  const via: Via = parseVia(topValue);
 
   const cseq = parseCSeq(req.headers.get('cseq')!);
   const fromTag = nameAddrTag(req.headers.get('from')!, 'from');
