@@ -211,3 +211,33 @@ t.test('a large body in many chunks arrives intact', async (t) => {
   t.ok(first?.type === 'message' && first.bytes.subarray(first.bytes.length - body.length).equals(body));
   t.same(render(events.slice(1)), [msg(OPTIONS_NO_BODY)]);
 });
+
+t.test('every torture message with a usable Content-Length frames identically at every split', async (t) => {
+  const { fixture, fixtureNames } = await import('../../helpers/fixtures.ts');
+  const { parseMessage } = await import('../../../src/sip/message/parser.ts');
+  let framed = 0;
+  for (const corpus of ['rfc4475', 'rfc5118'] as const) {
+    for (const name of fixtureNames(corpus)) {
+      const bytes = fixture(corpus, name);
+      // What the framer must cut: the message as a stream parser reads it (the header section
+      // plus exactly Content-Length bytes). Messages a stream cannot frame are covered above.
+      let expected: Buffer;
+      try {
+        const msg = parseMessage(bytes, { stream: true });
+        expected = bytes.subarray(0, bytes.indexOf('\r\n\r\n') + 4 + msg.body.length);
+      } catch {
+        continue;
+      }
+      const whole = feed([expected]);
+      t.same(whole, [msg(expected)], `${corpus}/${name}: whole`);
+      let mismatches = 0;
+      for (let cut = 1; cut < expected.length; cut++) {
+        const got = feed([expected.subarray(0, cut), expected.subarray(cut)]);
+        if (got.length !== 1 || got[0] !== whole[0]) mismatches++;
+      }
+      t.equal(mismatches, 0, `${corpus}/${name}: all ${expected.length - 1} two-way splits`);
+      framed++;
+    }
+  }
+  t.ok(framed >= 30, `${framed} fixtures framed`);
+});
