@@ -30,6 +30,9 @@ export class Gateway {
   private transports?: TransportLayer;
   private stack?: SipStack;
   private registrations: RegistrationClient[] = [];
+  /** Settles once every trunk registration has been created (host names resolved). */
+  private registrationsStarted: Promise<void> = Promise.resolve();
+  private stopping = false;
   private readonly log: Logger;
 
   constructor(
@@ -84,7 +87,10 @@ export class Gateway {
     this.stack = stack;
     await transports.listen();
     this.log.info('started', { domain: config.sip.domain, stateDir: config.stateDir, extensions: Object.keys(config.extensions).length });
-    await this.startRegistrations(transports, stack);
+    // Not awaited: resolving a trunk's host name must not hold up the start (or SIGTERM).
+    this.registrationsStarted = this.startRegistrations(transports, stack).catch((e: unknown) =>
+      this.log.error('could not start trunk registrations', { reason: (e as Error).message }),
+    );
   }
 
   /** One {@link RegistrationClient} per trunk with `register: true`, once the sockets are bound. */
@@ -98,6 +104,7 @@ export class Gateway {
       const destination = await trunkDestination(trunk, this.log);
       const local = transports.localEndpoint(trunk.transport);
       const address = await localAddressFor(local.address, destination.address, destination.port);
+      if (this.stopping) return;
       const client = new RegistrationClient({
         trunk,
         local: { address, port: local.port },
@@ -130,18 +137,18 @@ export class Gateway {
    * the sockets.
    */
   async stop(): Promise<void> {
-    const registrations = this.registrations;
-    this.registrations = [];
-    if (registrations.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(registrations.map((r) => r.stop())),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, UNREGISTER_WAIT_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    this.stopping = true;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, UNREGISTER_WAIT_MS);
+    });
+    const unregister = this.registrationsStarted.then(async () => {
+      const registrations = this.registrations;
+      this.registrations = [];
+      await Promise.all(registrations.map((r) => r.stop()));
+    });
+    await Promise.race([unregister, deadline]);
+    clearTimeout(timer);
     this.stack?.transactions.close();
     await this.transports?.close();
     this.transports = undefined;

@@ -111,3 +111,44 @@ t.test('the bundle runs with no node_modules beside it', async (t) => {
   });
   t.equal(code, 0, 'and exits 0 on SIGTERM');
 });
+
+t.test('TLS with the certificate and key named in the config', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { connect } = await import('node:tls');
+  const { readFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'hookswitch-tls-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+    { stdio: 'ignore' },
+  );
+  const tlsPort = await freePort();
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify({ sip: { tls: { port: tlsPort, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } } }));
+  const gw = await startGateway({ args: ['--config', config] });
+  t.teardown(() => gw.stop());
+  for (let i = 0; i < 100 && !/msg="started"/.test(gw.log()); i++) await new Promise((r) => setTimeout(r, 50));
+  t.match(gw.log(), new RegExp(`transport=tls local=127\\.0\\.0\\.1:${tlsPort}`), 'listens on TLS');
+  const reply = await new Promise<string>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: tlsPort, ca: readFileSync(join(dir, 'cert.pem')), servername: 'localhost' }, () => {
+      socket.write(
+        'OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-tls-1\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\n' +
+          'To: <sip:127.0.0.1>\r\nCall-ID: tls-cfg\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n',
+      );
+    });
+    let data = '';
+    socket.on('data', (d: Buffer) => {
+      data += d.toString('latin1');
+      if (data.includes('\r\n\r\n')) {
+        socket.end();
+        resolve(data);
+      }
+    });
+    socket.on('error', reject);
+    setTimeout(() => reject(new Error('no TLS reply')), 5000).unref();
+  });
+  t.match(reply, /^SIP\/2\.0 200 OK\r\n/, 'OPTIONS over TLS answered on the same connection');
+});
