@@ -11,12 +11,12 @@
  * computes its digest `uri` as sip:remote_ip:remote_port unless told otherwise, so the INVITE
  * runs pass `-auth_uri` with the real Request-URI, which the gateway checks (RFC 3261 §22.4).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { REPO_ROOT, findExecutable, freePort, inCI, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { spawnSipp, type SippProcess } from '../helpers/sipp.ts';
 
 const SIPP_DIR = join(REPO_ROOT, 'test', 'sipp');
 const EXTENSION = '101';
@@ -24,77 +24,13 @@ const EXTENSION_PASSWORD = 'correct-horse-101';
 const TRUNK_USER = 'trunkuser';
 const TRUNK_PASSWORD = 'trunk-pass-7f3';
 
-interface SippResult {
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  /** What the scenario's <log> actions wrote (-log_file). */
-  log: string;
-  /** The tail of SIPp's screen and its error log, for diagnostics. */
-  output: string;
-}
-
-interface SippProcess {
-  result: Promise<SippResult>;
-  kill(): void;
-}
-
 const children = new Set<SippProcess>();
 
-/** Starts SIPp with a scenario from test/sipp (argv array, no shell), killed after `timeoutMs`. */
-function spawnSipp(sipp: string, scenario: string, args: string[], timeoutMs: number): SippProcess {
-  const dir = mkdtempSync(join(tmpdir(), 'hookswitch-sipp-'));
-  const logFile = join(dir, 'scenario.log');
-  const errFile = join(dir, 'errors.log');
-  const argv = [
-    '-sf', join(SIPP_DIR, scenario),
-    '-m', '1',
-    '-i', '127.0.0.1',
-    '-nostdin',
-    '-timeout', `${Math.max(1, Math.floor(timeoutMs / 1000) - 1)}s`,
-    '-timeout_error',
-    '-trace_logs', '-log_file', logFile,
-    '-trace_err', '-error_file', errFile,
-    ...args,
-  ];
-  const child = spawn(sipp, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let screen = '';
-  child.stdout.setEncoding('latin1').on('data', (d: string) => (screen = (screen + d).slice(-20_000)));
-  child.stderr.setEncoding('latin1').on('data', (d: string) => (screen = (screen + d).slice(-20_000)));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  const read = (f: string) => {
-    try {
-      return readFileSync(f, 'latin1');
-    } catch {
-      return '';
-    }
-  };
-  const proc: SippProcess = {
-    kill: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    },
-    result: new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code, sig) => resolve([code, sig]));
-    }).then(([exitCode, signal]) => {
-      clearTimeout(timer);
-      children.delete(proc);
-      const out: SippResult = {
-        exitCode,
-        signal,
-        timedOut,
-        log: read(logFile),
-        output: `sipp ${argv.join(' ')}\n${screen.slice(-3_000)}\n--- sipp error log ---\n${read(errFile).slice(0, 3_000)}`,
-      };
-      rmSync(dir, { recursive: true, force: true });
-      return out;
-    }),
-  };
+/** Starts SIPp with a scenario from test/sipp for one call, collecting its <log> output. */
+function runScenario(sipp: string, scenario: string, args: string[], timeoutMs: number): SippProcess {
+  const proc = spawnSipp(sipp, ['-sf', join(SIPP_DIR, scenario), '-m', '1', '-i', '127.0.0.1', ...args], timeoutMs, { log: true });
   children.add(proc);
+  void proc.result.finally(() => children.delete(proc));
   return proc;
 }
 
@@ -171,7 +107,7 @@ if (!sipp) {
     for (const c of cases) {
       await t.test(c.name, async (t) => {
         const localPort = await freePort();
-        const run = await spawnSipp(
+        const run = await runScenario(
           sippBin,
           c.scenario,
           [
@@ -213,7 +149,7 @@ if (!sipp) {
     for (const c of cases) {
       await t.test(c.name, async (t) => {
         const sippPort = await freePort();
-        const sippRun = spawnSipp(
+        const sippRun = runScenario(
           sippBin,
           'register-challenge-uas.xml',
           ['-p', String(sippPort), '-set', 'user', TRUNK_USER, '-set', 'pass', TRUNK_PASSWORD],

@@ -2,12 +2,10 @@
  * SIPp against the real gateway process on loopback: OPTIONS load over UDP and TCP must all be
  * answered 200 (with Allow, Accept, Supported), and the gateway must then stop cleanly.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { REPO_ROOT, findExecutable, freePort, inCI, startGateway } from '../helpers/gateway-process.ts';
+import { spawnSipp } from '../helpers/sipp.ts';
 
 const SCENARIO = join(REPO_ROOT, 'test', 'sipp', 'options-uac.xml');
 
@@ -22,12 +20,10 @@ interface SippStats {
 }
 
 interface SippRun {
-  /** 0: every call succeeded; 1: at least one failed; 97/99/255: aborted or nothing ran. */
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   timedOut: boolean;
   stats: SippStats | null;
-  /** The tail of SIPp's final screen and its error log, for diagnostics. */
   output: string;
 }
 
@@ -50,7 +46,7 @@ function parseStats(csv: string): SippStats | null {
   };
 }
 
-/** Runs SIPp's OPTIONS scenario to completion (argv array, no shell), bounded by `timeoutMs`. */
+/** Runs SIPp's OPTIONS scenario to completion, bounded by `timeoutMs`. */
 async function runSipp(
   sipp: string,
   transport: 'u1' | 't1',
@@ -59,57 +55,10 @@ async function runSipp(
   target: string,
   timeoutMs: number,
 ): Promise<SippRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'hookswitch-sipp-'));
-  const statFile = join(dir, 'stat.csv');
-  const errFile = join(dir, 'errors.log');
   const localPort = await freePort();
-  const args = [
-    '-sf', SCENARIO,
-    '-t', transport,
-    '-m', String(calls),
-    '-r', String(rate),
-    '-i', '127.0.0.1',
-    '-p', String(localPort),
-    '-nostdin',
-    '-timeout', `${Math.ceil(timeoutMs / 1000) - 2}s`,
-    '-timeout_error',
-    '-trace_stat', '-stf', statFile, '-fd', '60',
-    '-trace_err', '-error_file', errFile,
-    target,
-  ];
-  try {
-    const child = spawn(sipp, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let screen = '';
-    child.stdout.setEncoding('latin1').on('data', (d: string) => (screen = (screen + d).slice(-20_000)));
-    child.stderr.setEncoding('latin1').on('data', (d: string) => (screen = (screen + d).slice(-20_000)));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code, sig) => resolve([code, sig]));
-    });
-    clearTimeout(timer);
-    const read = (f: string) => {
-      try {
-        return readFileSync(f, 'latin1');
-      } catch {
-        return '';
-      }
-    };
-    const errors = read(errFile);
-    return {
-      exitCode,
-      signal,
-      timedOut,
-      stats: parseStats(read(statFile)),
-      output: `${screen.slice(-3_000)}\n--- sipp error log (first 3000 bytes) ---\n${errors.slice(0, 3_000)}`,
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const args = ['-sf', SCENARIO, '-t', transport, '-m', String(calls), '-r', String(rate), '-i', '127.0.0.1', '-p', String(localPort), target];
+  const { exitCode, signal, timedOut, stat, output } = await spawnSipp(sipp, args, timeoutMs, { stat: true }).result;
+  return { exitCode, signal, timedOut, stats: parseStats(stat), output };
 }
 
 const sipp = findExecutable('sipp');
