@@ -318,7 +318,7 @@ export class Dialog {
    * From = local URI and tag, the Call-ID, CSeq = local sequence number plus one ("MUST be
    * incremented by one"), Max-Forwards 70 and, for methods that need it, our Contact. The caller
    * adds the Via. Use {@link createAck} for the ACK of a 2xx; CANCEL is built from the request it
-   * cancels (see `buildCancel`).
+   * cancels (see `buildCancel` in transaction/cancel.ts).
    *
    * @throws Error for ACK/CANCEL or when the dialog is terminated (caller bugs).
    */

@@ -166,27 +166,6 @@ export function buildRequest(opts: BuildRequestOptions): BuiltRequest {
   };
 }
 
-/**
- * Builds the CANCEL for a request sent earlier (RFC 3261 §9.1): same Request-URI, Call-ID, To,
- * From and CSeq number as the request, method CANCEL, only the top Via, and "MUST contain exactly
- * the same Route header fields as the request being cancelled". Never throws; copies what exists.
- */
-export function buildCancel(request: SipRequest): SipRequest {
-  const h = new Headers();
-  const topVia = request.headers.getAll('Via')[0];
-  if (topVia !== undefined) h.append('Via', topVia);
-  h.append('Max-Forwards', String(DEFAULT_MAX_FORWARDS));
-  for (const f of request.headers) if (f.key === 'route') h.append('Route', f.value);
-  for (const name of ['To', 'From', 'Call-ID']) {
-    const v = request.headers.get(name);
-    if (v !== undefined) h.append(name, v);
-  }
-  const cseq = request.headers.get('CSeq');
-  const seq = cseq === undefined ? undefined : /^\s*(\d+)/.exec(cseq)?.[1];
-  if (seq !== undefined) h.append('CSeq', `${seq} CANCEL`);
-  return createRequest('CANCEL', request.uri, h);
-}
-
 /** Options of {@link buildResponse}. */
 export interface BuildResponseOptions {
   /**

@@ -7,9 +7,8 @@
  *   Calling/Proceeding --2xx--> Accepted --Timer M--> Terminated
  *   Calling --Timer B--> Terminated; any --transport error--> Terminated
  */
-import { createRequest, type SipRequest, type SipResponse } from '../message/message.ts';
-import { Headers } from '../message/headers.ts';
-import { parseCSeq } from '../message/header-values.ts';
+import { sameTransactionRequest } from './cancel.ts';
+import type { SipRequest, SipResponse } from '../message/message.ts';
 import { TransactionBase, type TransactionContext, type TransitionTable } from './transaction-base.ts';
 import type { ClientTransaction, ClientTransactionHandlers, Destination } from './types.ts';
 
@@ -36,21 +35,7 @@ const TRANSITIONS: TransitionTable<InviteClientState> = {
  * header fields MUST appear in the ACK."
  */
 export function createNon2xxAck(invite: SipRequest, response: SipResponse): SipRequest {
-  const headers = new Headers();
-  const via = invite.headers.getAll('Via')[0];
-  if (via !== undefined) headers.append('Via', via);
-  const routes = invite.headers.getAll('Route');
-  if (routes.length > 0) headers.append('Route', routes.join(', '));
-  headers.append('Max-Forwards', '70');
-  const from = invite.headers.get('From');
-  if (from !== undefined) headers.append('From', from);
-  const to = response.headers.get('To') ?? invite.headers.get('To');
-  if (to !== undefined) headers.append('To', to);
-  const callId = invite.headers.get('Call-ID');
-  if (callId !== undefined) headers.append('Call-ID', callId);
-  const cseq = parseCSeq(invite.headers.get('CSeq') ?? '');
-  headers.append('CSeq', `${cseq.seq} ACK`);
-  return createRequest('ACK', invite.uri, headers);
+  return sameTransactionRequest(invite, 'ACK', response.headers.get('To'));
 }
 
 export class InviteClientTransaction extends TransactionBase<InviteClientState> implements ClientTransaction {

@@ -1,11 +1,11 @@
 import t from 'tap';
+import { buildCancel } from '../../../src/sip/transaction/cancel.ts';
 import { createRequest } from '../../../src/sip/message/message.ts';
 import type { SipRequest } from '../../../src/sip/message/message.ts';
 import { parseUri, serializeUri } from '../../../src/sip/message/uri.ts';
 import { tagOf } from '../../../src/sip/message/header-values.ts';
 import { SeededRandom } from '../../../src/runtime/random.ts';
 import {
-  buildCancel,
   buildRequest,
   buildResponse,
   derivedToTag,

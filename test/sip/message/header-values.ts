@@ -1,4 +1,5 @@
 import t from 'tap';
+import { prng } from '../../helpers/prng.ts';
 import { SipParseError } from '../../../src/sip/message/errors.ts';
 import {
   parseContact,
@@ -288,17 +289,6 @@ t.test('tagOf reads the tag without parsing the URI', async (t) => {
   for (const [name, input, tag] of cases) t.equal(tagOf(input), tag, name);
 });
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('garbage and mutated input: only SipParseError is thrown, accepted values round-trip', async (t) => {
   const rnd = prng(4475);

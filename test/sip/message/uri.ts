@@ -1,4 +1,5 @@
 import t from 'tap';
+import { prng } from '../../helpers/prng.ts';
 import { SipParseError } from '../../../src/sip/message/errors.ts';
 import type { SipUri } from '../../../src/sip/message/types.ts';
 import { formatHostPort, isIpv6Reference, parseUri, serializeUri, uriEquals } from '../../../src/sip/message/uri.ts';
@@ -208,17 +209,6 @@ t.test('formatHostPort and isIpv6Reference', async (t) => {
   t.notOk(isIpv6Reference('[]'));
 });
 
-/** Deterministic PRNG (mulberry32) so the garbage test is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('garbage input: only SipParseError is thrown, and whatever parses round-trips', async (t) => {
   const rnd = prng(3261);

@@ -4,7 +4,7 @@ import { MemoryLogger } from '../../../src/runtime/logger.ts';
 import { SeededRandom } from '../../../src/runtime/random.ts';
 import { createRequest, createResponse, reasonPhrase, type SipMessage, type SipRequest, type SipResponse } from '../../../src/sip/message/message.ts';
 import { parseMessage } from '../../../src/sip/message/parser.ts';
-import { createCancel } from '../../../src/sip/transaction/cancel.ts';
+import { buildCancel } from '../../../src/sip/transaction/cancel.ts';
 import { serverMatch } from '../../../src/sip/transaction/matching.ts';
 import { TransactionLayer } from '../../../src/sip/transaction/transaction-layer.ts';
 import type { Destination, InviteServerTransaction, ServerTransaction, TransactionUser } from '../../../src/sip/transaction/types.ts';
@@ -171,7 +171,7 @@ t.test('responses reach the client transaction with the same branch and CSeq met
   });
   const invite = request('INVITE', { branch: 'z9hG4bKuac' });
   h.layer.sendRequest(invite, PEER, handlers('invite'));
-  const cancel = createCancel(invite);
+  const cancel = buildCancel(invite);
   h.layer.sendRequest(cancel, PEER, handlers('cancel'));
   h.layer.receive(response(invite, 180), PEER);
   h.layer.receive(response(cancel, 200), PEER);
@@ -194,7 +194,7 @@ t.test('createCancel copies what §9.1 requires', async (t) => {
     ['Require', '100rel'],
     ['Content-Type', 'application/sdp'],
   ]);
-  const c = createCancel(invite);
+  const c = buildCancel(invite);
   t.equal(c.method, 'CANCEL');
   t.equal(c.uri, invite.uri);
   t.same(c.headers.getAll('Via'), ['SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc1']);
