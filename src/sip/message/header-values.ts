@@ -6,9 +6,20 @@
  * throws {@link SipParseError} with a stable code on malformed input; nothing else is thrown.
  */
 import { SipParseError } from './errors.ts';
-import { isTokenChar, isWs, quote, scanParams, scanQuoted, scanToken, serializeParams, skipWs } from './params.ts';
+import {
+  checkParams,
+  isTokenChar,
+  isWs,
+  quote,
+  quotedEnd,
+  scanParams,
+  scanQuoted,
+  scanToken,
+  serializeParams,
+  skipWs,
+} from './params.ts';
 import type { ContactValue, CSeq, NameAddr, Via } from './types.ts';
-import { formatHostPort, parseHostPort, parseUri, serializeUri } from './uri.ts';
+import { checkUri, formatHostPort, parseHostPort, parseUri, serializeUri } from './uri.ts';
 
 export { parseParams, serializeParams, quote, unquote, isToken } from './params.ts';
 
@@ -35,34 +46,89 @@ function trimEnd(s: string): number {
  *   inside `<>`, trailing garbage), or the URI's own `bad-uri` / `unsupported-uri-scheme`.
  */
 export function parseNameAddr(value: string): NameAddr {
-  const code = 'bad-name-addr';
+  const b = nameAddrBounds(value);
+  const s = b.text;
+  const uri = parseUri(s.slice(b.uriStart, b.uriEnd));
+  const { params, end } = scanParams(s, b.paramsStart, NAME_ADDR);
+  if (end < s.length) fail(NAME_ADDR, b.addrSpec ? 'unexpected "," after addr-spec' : 'unexpected "," after name-addr');
+  const out: NameAddr = { uri, params };
+  if (b.displayStart >= 0) {
+    if (s.charCodeAt(b.displayStart) === 0x22) {
+      out.displayName = scanQuoted(s, b.displayStart, NAME_ADDR).text;
+    } else {
+      // token display name: the words kept, separated by single spaces
+      const words: string[] = [];
+      for (let i = b.displayStart; i < b.displayEnd; ) {
+        const e = scanToken(s, i);
+        words.push(s.slice(i, e));
+        i = skipWs(s, e);
+      }
+      out.displayName = words.join(' ');
+    }
+  }
+  return out;
+}
+
+/**
+ * Checks a name-addr or addr-spec exactly as {@link parseNameAddr} does (same errors) without
+ * building the URI, display name or parameter map, and returns its `tag` parameter as
+ * `parseNameAddr(value).params.get('tag')` would: the validation path for From, To and Contact.
+ */
+export function checkNameAddr(value: string): string | null | undefined {
+  const b = nameAddrBounds(value);
+  const s = b.text;
+  checkUri(s.slice(b.uriStart, b.uriEnd));
+  const { end, value: tag } = checkParams(s, b.paramsStart, NAME_ADDR, 'tag');
+  if (end < s.length) fail(NAME_ADDR, b.addrSpec ? 'unexpected "," after addr-spec' : 'unexpected "," after name-addr');
+  return tag;
+}
+
+const NAME_ADDR = 'bad-name-addr';
+
+/** Where the parts of a name-addr or addr-spec lie in `text` (the value without trailing LWS). */
+interface NameAddrBounds {
+  text: string;
+  addrSpec: boolean;
+  /** The display name: a quoted-string or the token words; displayStart is -1 when absent. */
+  displayStart: number;
+  displayEnd: number;
+  uriStart: number;
+  uriEnd: number;
+  /** Where the header parameters start (just past `>` or the addr-spec). */
+  paramsStart: number;
+}
+
+/**
+ * The syntax checks of a name-addr or addr-spec that come before its URI and parameters, shared
+ * by {@link parseNameAddr} and {@link checkNameAddr} so that both accept the same inputs.
+ */
+function nameAddrBounds(value: string): NameAddrBounds {
+  const code = NAME_ADDR;
   const end = trimEnd(value);
   const s = end === value.length ? value : value.slice(0, end);
   let i = skipWs(s, 0);
   if (i >= s.length) fail(code, 'empty name-addr');
-  let displayName: string | undefined;
+  let displayStart = -1;
+  let displayEnd = -1;
   let c = s.charCodeAt(i);
 
   if (c === 0x22 /* " */) {
-    const q = scanQuoted(s, i, code);
-    displayName = q.text;
-    i = skipWs(s, q.end);
+    displayStart = i;
+    displayEnd = quotedEnd(s, i, code);
+    i = skipWs(s, displayEnd);
     if (i >= s.length || s.charCodeAt(i) !== 0x3c) fail(code, 'quoted display name must be followed by <URI>');
   } else if (c !== 0x3c /* < */) {
     const first = scanToken(s, i);
-    if (first < s.length && s.charCodeAt(first) === 0x3a /* : */) {
-      return parseAddrSpec(s, i);
-    }
+    if (first < s.length && s.charCodeAt(first) === 0x3a /* : */) return addrSpecBounds(s, i);
     // token display name: *(token LWS) then '<'
-    const words: string[] = [];
+    displayStart = i;
     while (i < s.length && s.charCodeAt(i) !== 0x3c) {
       const e = scanToken(s, i);
       if (e === i) fail(code, `character "${s[i]}" not allowed in an unquoted display name`);
-      words.push(s.slice(i, e));
+      displayEnd = e;
       i = skipWs(s, e);
     }
     if (i >= s.length) fail(code, 'display name without <URI>');
-    displayName = words.join(' ');
   }
 
   // s[i] === '<'
@@ -72,26 +138,18 @@ export function parseNameAddr(value: string): NameAddr {
     c = s.charCodeAt(j);
     if (isWs(c) || c === 0x3c) fail(code, 'whitespace inside <addr-spec> (RFC 4475 §3.1.2.14)');
   }
-  const uri = parseUri(s.slice(i + 1, gt));
-  const { params, end: pe } = scanParams(s, gt + 1, code);
-  if (pe < s.length) fail(code, 'unexpected "," after name-addr');
-  const out: NameAddr = { uri, params };
-  if (displayName !== undefined) out.displayName = displayName;
-  return out;
+  return { text: s, addrSpec: false, displayStart, displayEnd, uriStart: i + 1, uriEnd: gt, paramsStart: gt + 1 };
 }
 
-function parseAddrSpec(s: string, start: number): NameAddr {
+function addrSpecBounds(s: string, start: number): NameAddrBounds {
   let i = start;
   while (i < s.length) {
     const c = s.charCodeAt(i);
     if (c === 0x3b || isWs(c)) break;
-    if (c === 0x2c || c === 0x3c || c === 0x3e || c === 0x22) fail('bad-name-addr', `"${s[i]}" in an addr-spec without <>`);
+    if (c === 0x2c || c === 0x3c || c === 0x3e || c === 0x22) fail(NAME_ADDR, `"${s[i]}" in an addr-spec without <>`);
     i++;
   }
-  const uri = parseUri(s.slice(start, i));
-  const { params, end } = scanParams(s, i, 'bad-name-addr');
-  if (end < s.length) fail('bad-name-addr', 'unexpected "," after addr-spec');
-  return { uri, params };
+  return { text: s, addrSpec: true, displayStart: -1, displayEnd: -1, uriStart: start, uriEnd: i, paramsStart: i };
 }
 
 /**
@@ -132,7 +190,8 @@ export function parseVia(value: string): Via {
   const code = 'bad-via';
   const s = value;
   let i = skipWs(s, 0);
-  const parts: string[] = [];
+  // sent-protocol = protocol-name SLASH protocol-version SLASH transport
+  const bounds: number[] = [];
   for (let k = 0; k < 3; k++) {
     if (k > 0) {
       if (s.charCodeAt(i) !== 0x2f /* / */) fail(code, 'expected "/" in Via sent-protocol');
@@ -140,7 +199,7 @@ export function parseVia(value: string): Via {
     }
     const e = scanToken(s, i);
     if (e === i) fail(code, 'missing Via sent-protocol token');
-    parts.push(s.slice(i, e));
+    bounds.push(i, e);
     i = skipWs(s, e);
   }
   const hostStart = i;
@@ -178,8 +237,8 @@ export function parseVia(value: string): Via {
   if (end < s.length) fail(code, 'unexpected "," in Via value');
 
   const via: Via = {
-    protocol: `${parts[0]!.toUpperCase()}/${parts[1]!}`,
-    transport: parts[2]!.toUpperCase(),
+    protocol: sentProtocol(s, bounds[0]!, bounds[1]!, bounds[2]!, bounds[3]!),
+    transport: upperToken(s, bounds[4]!, bounds[5]!),
     host: sentBy.host,
     params,
   };
@@ -207,6 +266,21 @@ export function parseVia(value: string): Via {
     via.ttl = parseUint(ttl, 255, code);
   }
   return via;
+}
+
+/** `SIP/2.0` as every Via has it, without building it; otherwise `NAME/version`, name upper-cased. */
+function sentProtocol(s: string, ns: number, ne: number, vs: number, ve: number): string {
+  if (ne - ns === 3 && s.startsWith('SIP', ns) && ve - vs === 3 && s.startsWith('2.0', vs)) return 'SIP/2.0';
+  return `${s.slice(ns, ne).toUpperCase()}/${s.slice(vs, ve)}`;
+}
+
+/** Transports as they are usually written, returned as literals (no slice, no case mapping). */
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'SCTP', 'WS', 'WSS'];
+
+/** `s[start,end)` upper-cased. */
+function upperToken(s: string, start: number, end: number): string {
+  for (const t of TRANSPORTS) if (t.length === end - start && s.startsWith(t, start)) return t;
+  return s.slice(start, end).toUpperCase();
 }
 
 /** Via parameters that {@link serializeVia} takes from the typed fields, not from `params`. */

@@ -92,7 +92,10 @@ export function headerKey(name: string): string {
   const cached = KEY_CACHE.get(name);
   if (cached !== undefined) return cached;
   const lower = name.toLowerCase();
-  const key = COMPACT_FORMS[lower] ?? lower;
+  const expanded = COMPACT_FORMS[lower] ?? lower;
+  // The literal spelling for known names: the code compares keys with literals ('via', 'cseq'),
+  // and two identical literal strings compare by reference, without reading their characters.
+  const key = KNOWN_KEYS.get(expanded) ?? expanded;
   // Bounded: names seen on the wire are few; a flood of invented ones only resets the cache.
   if (KEY_CACHE.size >= 2048) KEY_CACHE.clear();
   KEY_CACHE.set(name, key);
@@ -100,6 +103,51 @@ export function headerKey(name: string): string {
 }
 
 const KEY_CACHE = new Map<string, string>();
+
+/** Keys of the headers the stack reads, each mapped to its own literal (see headerKey). */
+const KNOWN_KEYS = new Map<string, string>(
+  [
+    ...Object.values(COMPACT_FORMS),
+    ...LIST_HEADERS,
+    ...['call-id', 'cseq', 'max-forwards', 'content-type', 'content-length', 'expires', 'user-agent', 'server'],
+    ...['authorization', 'proxy-authorization', 'www-authenticate', 'proxy-authenticate', 'min-expires'],
+  ].map((k) => [k, k]),
+);
+
+/** A header name as spelled on the wire and its lookup key. */
+export interface HeaderName {
+  readonly name: string;
+  readonly key: string;
+}
+
+/** Names seen on the wire, grouped by length and first character (see headerNameAt). */
+const NAMES_BY_SHAPE = new Map<number, HeaderName[]>();
+let namesRemembered = 0;
+
+/**
+ * The name `text[start,end)` and its key, for the parser. Names seen before are found by
+ * comparing in place against the few remembered names of the same length and first character,
+ * so the usual header line costs neither a slice nor a string hash (a parsing hot spot).
+ */
+export function headerNameAt(text: string, start: number, end: number): HeaderName {
+  const shape = (end - start) * 256 + text.charCodeAt(start);
+  let same = NAMES_BY_SHAPE.get(shape);
+  if (same) {
+    for (const known of same) if (text.startsWith(known.name, start)) return known;
+  }
+  const name = text.slice(start, end);
+  const entry: HeaderName = { name, key: headerKey(name) };
+  // Bounded like KEY_CACHE: a flood of invented names only resets it.
+  if (namesRemembered >= 2048) {
+    NAMES_BY_SHAPE.clear();
+    namesRemembered = 0;
+    same = undefined;
+  }
+  if (!same) NAMES_BY_SHAPE.set(shape, (same = []));
+  same.push(entry);
+  namesRemembered++;
+  return entry;
+}
 
 /** The canonical spelling of a header name (`call-id` → `Call-ID`, `v` → `Via`). */
 export function canonicalName(name: string): string {
@@ -120,6 +168,11 @@ export function isListHeader(name: string): boolean {
  * element is trimmed.
  */
 export function splitList(value: string): string[] {
+  // Most values hold one element: without a comma there is nothing to split (a native search).
+  if (value.indexOf(',') < 0) {
+    const only = trimWs(value);
+    return only ? [only] : [];
+  }
   const out: string[] = [];
   let start = 0;
   let inQuote = false;
@@ -141,6 +194,33 @@ export function splitList(value: string): string[] {
   const last = trimWs(value.slice(start));
   if (last) out.push(last);
   return out;
+}
+
+/**
+ * The first element {@link splitList} would give (`splitList(value)[0]`), without splitting the
+ * rest of the list: the top Via of a field holding several.
+ */
+export function firstListValue(value: string): string | undefined {
+  if (value.indexOf(',') < 0) return trimWs(value) || undefined;
+  let start = 0;
+  let inQuote = false;
+  let inAngle = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (inQuote) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inQuote = false;
+    } else if (c === 0x22) inQuote = true;
+    else if (c === 0x3c /* < */) inAngle = true;
+    else if (c === 0x3e /* > */) inAngle = false;
+    else if (c === 0x2c /* , */ && !inAngle) {
+      const part = trimWs(value.slice(start, i));
+      if (part) return part;
+      start = i + 1;
+    }
+  }
+  const last = trimWs(value.slice(start));
+  return last || undefined;
 }
 
 /** One header field as it appeared (or will appear) on the wire. */
@@ -173,6 +253,16 @@ export class Headers implements Iterable<HeaderField> {
       if (Array.isArray(f)) this.append(f[0] as string, f[1] as string);
       else this.fields.push({ ...(f as HeaderField) });
     }
+  }
+
+  /**
+   * Headers that take over `fields` without copying them (the parser's fresh field objects).
+   * The caller must not keep or modify the array or its fields afterwards.
+   */
+  static adopt(fields: HeaderField[]): Headers {
+    const headers = new Headers();
+    headers.fields = fields;
+    return headers;
   }
 
   /** The first field's value, or undefined. */

@@ -97,6 +97,24 @@ function isValueChar(c: number): boolean {
 }
 
 /**
+ * Index just past the closing quote of the quoted-string whose opening `"` is at `i`, without
+ * building its content (the same rules as {@link scanQuoted}).
+ * @throws SipParseError `code` when the string is unterminated.
+ */
+export function quotedEnd(s: string, i: number, code: string): number {
+  for (let j = i + 1; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 0x5c /* \ */) {
+      if (j + 1 >= s.length) break;
+      j++;
+    } else if (c === 0x22) {
+      return j + 1;
+    }
+  }
+  throw new SipParseError(code, 'unterminated quoted string');
+}
+
+/**
  * Parses `*( SEMI generic-param )` from `s` starting at `i` (RFC 3261 §25.1), with LWS allowed
  * around `;` and `=`. Names are lower-cased and must be tokens; a flag parameter maps to null; a
  * quoted value is kept with its quotes (use {@link unquote}) so it serialises unchanged. The first
@@ -111,6 +129,41 @@ export function scanParams(
   code: string,
   into: Map<string, string | null> = new Map(),
 ): { params: Map<string, string | null>; end: number } {
+  const end = walkParams(s, i, code, into, undefined);
+  return { params: into, end };
+}
+
+/**
+ * Checks `*( SEMI generic-param )` exactly as {@link scanParams} does, without building a map,
+ * and finds one parameter's value (validation hot path: the `tag` of From and To).
+ *
+ * @param wanted a lower-case parameter name
+ * @returns the index where scanning stopped and the first `wanted` value: a string, null for a
+ *   flag, undefined when absent.
+ */
+export function checkParams(
+  s: string,
+  i: number,
+  code: string,
+  wanted: string,
+): { end: number; value: string | null | undefined } {
+  const found: { value: string | null | undefined } = { value: undefined };
+  const end = walkParams(s, i, code, undefined, wanted, found);
+  return { end, value: found.value };
+}
+
+/**
+ * The one parameter scanner behind {@link scanParams} and {@link checkParams}: stores every
+ * parameter in `into` when given, and the first value of `wanted` in `found` when asked.
+ */
+function walkParams(
+  s: string,
+  i: number,
+  code: string,
+  into: Map<string, string | null> | undefined,
+  wanted: string | undefined,
+  found?: { value: string | null | undefined },
+): number {
   const len = s.length;
   i = skipWs(s, i);
   while (i < len) {
@@ -118,28 +171,46 @@ export function scanParams(
       throw new SipParseError(code, `unexpected character "${s[i]}" in parameters`);
     }
     i = skipWs(s, i + 1);
+    const nameStart = i;
     const nameEnd = scanToken(s, i);
     if (nameEnd === i) throw new SipParseError(code, 'empty parameter name');
-    const name = s.slice(i, nameEnd).toLowerCase();
     i = skipWs(s, nameEnd);
     let value: string | null = null;
     if (i < len && s.charCodeAt(i) === 0x3d /* = */) {
       i = skipWs(s, i + 1);
       if (i < len && s.charCodeAt(i) === 0x22) {
-        const q = scanQuoted(s, i, code);
-        value = s.slice(i, q.end);
-        i = q.end;
+        const qe = quotedEnd(s, i, code);
+        value = s.slice(i, qe);
+        i = qe;
       } else {
         const start = i;
         while (i < len && isValueChar(s.charCodeAt(i))) i++;
-        if (i === start) throw new SipParseError(code, `parameter "${name}" has an empty value`);
+        if (i === start) {
+          const name = s.slice(nameStart, nameEnd).toLowerCase();
+          throw new SipParseError(code, `parameter "${name}" has an empty value`);
+        }
         value = s.slice(start, i);
       }
       i = skipWs(s, i);
     }
-    if (!into.has(name)) into.set(name, value);
+    if (into) {
+      const name = s.slice(nameStart, nameEnd).toLowerCase();
+      if (!into.has(name)) into.set(name, value);
+    }
+    if (found && found.value === undefined && equalsLower(s, nameStart, nameEnd, wanted!)) found.value = value;
   }
-  return { params: into, end: i };
+  return i;
+}
+
+/** Whether `s[start,end)` equals the lower-case ASCII `lower`, ignoring case (no slicing). */
+function equalsLower(s: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let k = 0; k < lower.length; k++) {
+    let c = s.charCodeAt(start + k);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lower.charCodeAt(k)) return false;
+  }
+  return true;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { SipParseError } from './errors.ts';
-import { Headers, type HeaderField, headerKey, trimWs } from './headers.ts';
+import { Headers, type HeaderField, headerNameAt, trimWs } from './headers.ts';
 import type { SipMessage } from './message.ts';
-import { isToken } from './params.ts';
+import { isTokenChar, isWs } from './params.ts';
 
 /**
  * Size bounds for one message. Anything beyond them is rejected with a precise error instead of
@@ -37,6 +37,7 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 const HT = 0x09;
+const COLON = 0x3a;
 
 const VERSION_RE = /^SIP\/\d+\.\d+$/i;
 
@@ -74,23 +75,31 @@ export function parseMessage(buf: Buffer, opts: ParseOptions = {}): SipMessage {
   while (start < buf.length && (buf[start] === CR || buf[start] === LF)) start++;
   if (start === buf.length) throw new SipParseError('empty', 'empty message');
 
-  const headerEnd = findHeaderEnd(buf, start);
-  if (headerEnd < 0) {
-    const error = new SipParseError('unterminated-headers', 'header section is not terminated by an empty line');
-    // A truncated datagram: keep what is readable so that the sender can still get its 400.
-    try {
-      const section = readHeaderSection(buf.toString('latin1', start), limits);
-      error.partial = partialMessage(section.startLine, section.fields);
-    } catch {
-      // Not even a readable start: nothing to answer.
+  // One latin1 string of the rest of the datagram, read line by line up to the empty line: this
+  // finds the end of the header section in the same pass (no separate search for CRLF CRLF).
+  const text = buf.toString('latin1', start);
+  let section: HeaderSection;
+  try {
+    section = readHeaderSection(text, limits);
+  } catch (e) {
+    // A bound was exceeded. Without a terminating empty line the message is reported as
+    // unterminated (nothing readable to answer), as if the section had never been read.
+    if (findHeaderEnd(buf, start) < 0) {
+      throw new SipParseError('unterminated-headers', 'header section is not terminated by an empty line');
     }
-    throw error;
+    throw e;
   }
-
-  const { startLine, fields, error } = readHeaderSection(buf.toString('latin1', start, headerEnd), limits);
+  const { startLine, fields, error } = section;
+  if (section.end < 0) {
+    const unterminated = new SipParseError('unterminated-headers', 'header section is not terminated by an empty line');
+    // A truncated datagram: keep what is readable so that the sender can still get its 400.
+    if (startLine !== undefined) unterminated.partial = partialMessage(startLine, fields);
+    throw unterminated;
+  }
+  if (startLine === undefined) throw new SipParseError('empty', 'no start line');
   try {
     if (error) throw error;
-    const body = extractBody(buf, headerEnd, fields, opts.stream === true);
+    const body = extractBody(buf, start + section.end, fields, opts.stream === true);
     return buildMessage(startLine, fields, body);
   } catch (e) {
     if (e instanceof SipParseError && !e.partial) e.partial = partialMessage(startLine, fields);
@@ -107,30 +116,43 @@ function partialMessage(startLine: string, fields: HeaderField[]): SipMessage {
   return { kind: 'request', method, uri: '', version: 'SIP/2.0', headers, body };
 }
 
+interface HeaderSection {
+  /** The first line; undefined when the text ended before any line. */
+  startLine: string | undefined;
+  fields: HeaderField[];
+  /** The first malformed field line, reported once the other fields are collected. */
+  error: SipParseError | undefined;
+  /** Index in the text just past the empty line that ends the section; -1 when there is none. */
+  end: number;
+}
+
 /**
  * Reads the header section (start line, fields, the empty line) in one pass: folding undone
  * (§7.3.1: LWS folding is one SP), `name: value` fields split. A malformed field line is
  * reported as `error` while the other fields are still collected, so that an error response
- * can be addressed from them; exceeded bounds throw at once.
+ * can be addressed from them; exceeded bounds throw at once. Reading stops at the empty line
+ * (only a line ended by LF counts: a trailing bare CR is not a terminator).
  */
-function readHeaderSection(
-  text: string,
-  limits: ParseLimits,
-): { startLine: string; fields: HeaderField[]; error?: SipParseError } {
+function readHeaderSection(text: string, limits: ParseLimits): HeaderSection {
   const fields: HeaderField[] = [];
   let error: SipParseError | undefined;
   let startLine: string | undefined;
   let pos = 0;
-  while (pos < text.length) {
+  const len = text.length;
+  while (pos < len) {
     let eol = text.indexOf('\n', pos);
-    if (eol < 0) eol = text.length;
+    const hasLf = eol >= 0;
+    if (!hasLf) eol = len;
     const end = eol > pos && text.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
     if (end - pos > limits.maxLineBytes) {
       throw new SipParseError('line-too-long', `a header line exceeds ${limits.maxLineBytes} bytes`, 400);
     }
     const lineStart = pos;
     pos = eol + 1;
-    if (end === lineStart) break; // the empty line that ends the section
+    if (end === lineStart) {
+      // The empty line that ends the section.
+      return { startLine, fields, error, end: hasLf ? pos : -1 };
+    }
     if (startLine === undefined) {
       startLine = text.slice(lineStart, end);
       continue;
@@ -150,26 +172,50 @@ function readHeaderSection(
       }
       continue;
     }
-    const colon = text.indexOf(':', lineStart);
-    // HCOLON = *( SP / HTAB ) ":" SWS
-    const name = colon > lineStart && colon < end ? trimEndWs(text.slice(lineStart, colon)) : '';
-    if (!isToken(name)) {
+    // field-name HCOLON, HCOLON = *( SP / HTAB ) ":" SWS: the name is scanned in place, so that
+    // only the value is sliced (known names come from headerNameAt without a slice).
+    let nameEnd = lineStart;
+    while (nameEnd < end && isTokenChar(text.charCodeAt(nameEnd))) nameEnd++;
+    let colon = nameEnd;
+    while (colon < end && isSpOrTab(text.charCodeAt(colon))) colon++;
+    if (nameEnd === lineStart || colon === end || text.charCodeAt(colon) !== COLON) {
       error ??= new SipParseError('bad-header', `malformed header line: ${preview(text.slice(lineStart, end))}`);
       continue;
     }
     if (fields.length >= limits.maxHeaders) {
       throw new SipParseError('too-many-headers', `more than ${limits.maxHeaders} header fields`);
     }
-    fields.push({ name, key: headerKey(name), value: trimWs(text.slice(colon + 1, end)) });
+    let vs = colon + 1;
+    let ve = end;
+    while (vs < ve && isWs(text.charCodeAt(vs))) vs++;
+    while (ve > vs && isWs(text.charCodeAt(ve - 1))) ve--;
+    const { name, key } = headerNameAt(text, lineStart, nameEnd);
+    fields.push({ name, key, value: text.slice(vs, ve) });
   }
-  if (startLine === undefined) throw new SipParseError('empty', 'no start line');
-  return { startLine, fields, error };
+  return { startLine, fields, error, end: -1 };
 }
 
-function trimEndWs(s: string): string {
-  let end = s.length;
-  while (end > 0 && (s.charCodeAt(end - 1) === SP || s.charCodeAt(end - 1) === HT)) end--;
-  return s.slice(0, end);
+function isSpOrTab(c: number): boolean {
+  return c === SP || c === HT;
+}
+
+/** Whether `text[start,end)` is a non-empty token (checked in place, without slicing). */
+function isTokenRange(text: string, start: number, end: number): boolean {
+  if (end <= start) return false;
+  for (let i = start; i < end; i++) if (!isTokenChar(text.charCodeAt(i))) return false;
+  return true;
+}
+
+/** A Content-Length value of 1 to 10 digits, or -1 (checked without a regular expression). */
+function digitsValue(text: string): number {
+  if (text.length === 0 || text.length > 10) return -1;
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    n = n * 10 + (c - 0x30);
+  }
+  return n;
 }
 
 /** Content-Length values from every field (a list of equal values is tolerated, §20.14 allows one). */
@@ -177,13 +223,11 @@ function contentLength(fields: HeaderField[]): number | undefined {
   let found: number | undefined;
   for (const f of fields) {
     if (f.key !== 'content-length') continue;
-    const parts = /^\d{1,10}$/.test(f.value) ? [f.value] : f.value.split(',');
+    const whole = digitsValue(f.value);
+    const parts = whole >= 0 ? [f.value] : f.value.split(',');
     for (const part of parts) {
-      const text = trimWs(part);
-      if (!/^\d{1,10}$/.test(text)) {
-        throw new SipParseError('bad-content-length', `invalid Content-Length: ${preview(f.value)}`);
-      }
-      const n = Number(text);
+      const n = digitsValue(trimWs(part));
+      if (n < 0) throw new SipParseError('bad-content-length', `invalid Content-Length: ${preview(f.value)}`);
       if (found !== undefined && found !== n) {
         throw new SipParseError('multiple-content-length', 'conflicting Content-Length values');
       }
@@ -199,7 +243,7 @@ function extractBody(buf: Buffer, headerEnd: number, fields: HeaderField[], stre
   if (length === undefined) {
     // §18.3: mandatory on streams; on datagrams the body runs to the end of the datagram.
     if (stream) throw new SipParseError('missing-content-length', 'Content-Length is mandatory on stream transports');
-    return Buffer.from(buf.subarray(headerEnd));
+    return copyBytes(buf, headerEnd, buf.length);
   }
   if (length > available) {
     throw new SipParseError(
@@ -208,38 +252,77 @@ function extractBody(buf: Buffer, headerEnd: number, fields: HeaderField[], stre
     );
   }
   // Octets beyond Content-Length in a datagram are ignored (§18.3).
-  return Buffer.from(buf.subarray(headerEnd, headerEnd + length));
+  return copyBytes(buf, headerEnd, headerEnd + length);
+}
+
+/** A copy of `buf[start,end)` that does not keep the datagram alive. */
+function copyBytes(buf: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(Math.max(0, end - start));
+  if (end > start) buf.copy(out, 0, start, end);
+  return out;
+}
+
+/** Whether `s` starts with `SIP/`, in any case (a status line). */
+function isStatusLine(s: string): boolean {
+  return (
+    s.length >= 4 &&
+    (s.charCodeAt(0) | 0x20) === 0x73 /* s */ &&
+    (s.charCodeAt(1) | 0x20) === 0x69 /* i */ &&
+    (s.charCodeAt(2) | 0x20) === 0x70 /* p */ &&
+    s.charCodeAt(3) === 0x2f /* / */
+  );
+}
+
+/** `SIP/2.0` in any case, checked without allocating (the version of every message we accept). */
+function isSip20(v: string): boolean {
+  return v.length === 7 && isStatusLine(v) && v.charCodeAt(4) === 0x32 && v.charCodeAt(5) === 0x2e && v.charCodeAt(6) === 0x30;
 }
 
 function buildMessage(startLine: string, fields: HeaderField[], body: Buffer): SipMessage {
-  const headers = new Headers(fields);
-  if (startLine.startsWith('SIP/') || /^SIP\//i.test(startLine)) {
+  // The parser's fields are fresh objects: the Headers take them over without copying.
+  const headers = Headers.adopt(fields);
+  if (isStatusLine(startLine)) {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
     const sp1 = startLine.indexOf(' ');
     const sp2 = sp1 < 0 ? -1 : startLine.indexOf(' ', sp1 + 1);
     if (sp1 < 0) throw new SipParseError('bad-status-line', `malformed status line: ${preview(startLine)}`);
     const version = startLine.slice(0, sp1);
-    const codeText = sp2 < 0 ? startLine.slice(sp1 + 1) : startLine.slice(sp1 + 1, sp2);
-    if (!/^\d{3}$/.test(codeText)) throw new SipParseError('bad-status-code', `malformed status code: ${preview(codeText)}`);
-    const status = Number(codeText);
+    const codeEnd = sp2 < 0 ? startLine.length : sp2;
+    const status = codeEnd - sp1 === 4 ? digitsValue(startLine.slice(sp1 + 1, codeEnd)) : -1;
+    if (status < 0) {
+      throw new SipParseError('bad-status-code', `malformed status code: ${preview(startLine.slice(sp1 + 1, codeEnd))}`);
+    }
     if (status < 100 || status > 699) throw new SipParseError('bad-status-code', `status code out of range: ${status}`);
-    if (!VERSION_RE.test(version)) throw new SipParseError('bad-version', `malformed SIP version: ${preview(version)}`);
+    if (!isSip20(version) && !VERSION_RE.test(version)) {
+      throw new SipParseError('bad-version', `malformed SIP version: ${preview(version)}`);
+    }
     const reason = sp2 < 0 ? '' : startLine.slice(sp2 + 1);
     return { kind: 'response', status, reason, version, headers, body };
   }
   // Request-Line = Method SP Request-URI SP SIP-Version CRLF: exactly two single spaces.
-  const parts = startLine.split(' ');
-  if (parts.length !== 3 || parts.some((p) => p.length === 0)) {
+  const sp1 = startLine.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : startLine.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 <= sp1 + 1 || sp2 === startLine.length - 1 || startLine.indexOf(' ', sp2 + 1) >= 0) {
     throw new SipParseError('bad-request-line', `malformed request line: ${preview(startLine)}`);
   }
-  const [method, uri, version] = parts as [string, string, string];
-  if (!isToken(method)) throw new SipParseError('bad-method', `invalid method: ${preview(method)}`);
-  if (/[\t\r\n]/.test(uri)) throw new SipParseError('bad-request-uri', 'whitespace in the Request-URI');
-  if (!VERSION_RE.test(version)) throw new SipParseError('bad-version', `malformed SIP version: ${preview(version)}`);
-  if (version.toUpperCase() !== 'SIP/2.0') {
+  const method = startLine.slice(0, sp1);
+  const uri = startLine.slice(sp1 + 1, sp2);
+  const version = startLine.slice(sp2 + 1);
+  if (!isTokenRange(method, 0, method.length)) throw new SipParseError('bad-method', `invalid method: ${preview(method)}`);
+  if (hasTabOrLineEnd(uri)) throw new SipParseError('bad-request-uri', 'whitespace in the Request-URI');
+  if (!isSip20(version)) {
+    if (!VERSION_RE.test(version)) throw new SipParseError('bad-version', `malformed SIP version: ${preview(version)}`);
     throw new SipParseError('unsupported-version', `SIP version ${version} is not supported`, 505);
   }
   return { kind: 'request', method, uri, version, headers, body };
+}
+
+function hasTabOrLineEnd(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === HT || c === CR || c === LF) return true;
+  }
+  return false;
 }
 
 /** A short, printable preview of offending input for error messages and logs. */

@@ -52,8 +52,9 @@ function hexVal(c: number): number {
 /**
  * Checks that `text[start,end)` only holds characters of `allowed` or `%HH` escapes and returns it
  * with the escapes decoded exactly once (RFC 4475 §3.1.1.3: `%25` yields `%`, never re-decoded).
+ * With `build` false it only checks (and still builds the decoded text of escapes; they are rare).
  */
-function decodeRun(text: string, start: number, end: number, allowed: number, what: string): string {
+function decodeRun(text: string, start: number, end: number, allowed: number, what: string, build = true): string {
   let out = '';
   let runStart = start;
   for (let i = start; i < end; i++) {
@@ -69,6 +70,7 @@ function decodeRun(text: string, start: number, end: number, allowed: number, wh
       bad(`character 0x${c.toString(16)} not allowed in URI ${what}`);
     }
   }
+  if (!build) return ''; // checked only (checkUri): nobody reads the text
   return runStart === start ? text.slice(start, end) : out + text.slice(runStart, end);
 }
 
@@ -190,6 +192,9 @@ export function parseHostPort(text: string, start: number, end: number, what = '
     i = start;
     let colons = 0;
     let colonAt = -1;
+    // Noted in the same pass, for the host only (before any colon): upper case and "..".
+    let upper = false;
+    let dots = false;
     for (let j = start; j < end; j++) {
       const c = text.charCodeAt(j);
       if (c === 0x3a) {
@@ -197,14 +202,17 @@ export function parseHostPort(text: string, start: number, end: number, what = '
         if (colonAt < 0) colonAt = j;
       } else if (c >= 128 || (CLASS[c]! & HOSTCH) === 0) {
         bad(`character 0x${c.toString(16)} not allowed in ${what}`);
+      } else if (colonAt < 0) {
+        if (c >= 0x41 && c <= 0x5a) upper = true;
+        else if (c === 0x2e && j > start && text.charCodeAt(j - 1) === 0x2e) dots = true;
       }
     }
     if (colons > 1) bad(`IPv6 address in ${what} must be enclosed in [] (RFC 5118 §4.2)`);
     i = colonAt < 0 ? end : colonAt;
     if (i === start) bad(`empty ${what}`);
-    host = text.slice(start, i).toLowerCase();
+    host = upper ? text.slice(start, i).toLowerCase() : text.slice(start, i);
     const h0 = host.charCodeAt(0);
-    if (h0 === 0x2e || h0 === 0x2d || host.includes('..')) bad(`malformed ${what} "${host}"`);
+    if (h0 === 0x2e || h0 === 0x2d || dots) bad(`malformed ${what} "${host}"`);
   }
   if (i === end) return { host };
   if (text.charCodeAt(i) !== 0x3a) bad(`unexpected character after ${what}`);
@@ -240,6 +248,19 @@ function isSchemeChar(c: number, first: boolean): boolean {
  *   another scheme (RFC 3261 §8.2.2.1), `bad-uri` (400) for malformed input.
  */
 export function parseUri(text: string): SipUri {
+  return scanUri(text, true)!;
+}
+
+/**
+ * Checks a URI exactly as {@link parseUri} does (same errors, same statuses) without building
+ * the result: the validation path for From, To and Contact, whose URIs nobody reads there.
+ */
+export function checkUri(text: string): void {
+  scanUri(text, false);
+}
+
+/** The one URI scanner behind parseUri and checkUri; builds the SipUri only when `build`. */
+function scanUri(text: string, build: boolean): SipUri | undefined {
   const len = text.length;
   let colon = -1;
   for (let i = 0; i < len; i++) {
@@ -251,8 +272,8 @@ export function parseUri(text: string): SipUri {
     if (!isSchemeChar(c, i === 0)) bad('malformed URI scheme');
   }
   if (colon <= 0) bad('URI has no scheme');
-  const scheme = text.slice(0, colon).toLowerCase();
-  if (scheme === 'tel') return parseTel(text, colon + 1);
+  const scheme = schemeOf(text, colon);
+  if (scheme === 'tel') return scanTel(text, colon + 1, build);
   if (scheme !== 'sip' && scheme !== 'sips') {
     for (let i = colon + 1; i < len; i++) {
       const c = text.charCodeAt(i);
@@ -276,8 +297,8 @@ export function parseUri(text: string): SipUri {
     }
     const userEnd = pc < 0 ? at : pc;
     if (userEnd === p) bad('empty user part');
-    user = decodeRun(text, p, userEnd, UNRESERVED | USER_UNRES, 'user');
-    if (pc >= 0) password = decodeRun(text, pc + 1, at, UNRESERVED | PASS_UNRES, 'password');
+    user = decodeRun(text, p, userEnd, UNRESERVED | USER_UNRES, 'user', build);
+    if (pc >= 0) password = decodeRun(text, pc + 1, at, UNRESERVED | PASS_UNRES, 'password', build);
     p = at + 1;
   }
 
@@ -289,10 +310,12 @@ export function parseUri(text: string): SipUri {
     hpEnd++;
   }
   const { host, port } = parseHostPort(text, p, hpEnd, 'URI host');
-  const uri: SipUri = { scheme, host, params: new Map(), headers: new Map() };
-  if (user !== undefined) uri.user = user;
-  if (password !== undefined) uri.password = password;
-  if (port !== undefined) uri.port = port;
+  const uri: SipUri | undefined = build ? { scheme, host, params: new Map(), headers: new Map() } : undefined;
+  if (uri) {
+    if (user !== undefined) uri.user = user;
+    if (password !== undefined) uri.password = password;
+    if (port !== undefined) uri.port = port;
+  }
   p = hpEnd;
 
   while (p < len && text.charCodeAt(p) === 0x3b) {
@@ -307,9 +330,12 @@ export function parseUri(text: string): SipUri {
     }
     const nameEnd = eq < 0 ? end : eq;
     if (nameEnd === p) bad('empty URI parameter name');
-    const name = decodeRun(text, p, nameEnd, UNRESERVED | PARAM_UNRES, 'parameter').toLowerCase();
-    const value = eq < 0 ? null : decodeRun(text, eq + 1, end, UNRESERVED | PARAM_UNRES, 'parameter');
-    if (!uri.params.has(name)) uri.params.set(name, value);
+    const name = decodeRun(text, p, nameEnd, UNRESERVED | PARAM_UNRES, 'parameter', build);
+    const value = eq < 0 ? null : decodeRun(text, eq + 1, end, UNRESERVED | PARAM_UNRES, 'parameter', build);
+    if (uri) {
+      const key = name.toLowerCase();
+      if (!uri.params.has(key)) uri.params.set(key, value);
+    }
     p = end;
   }
 
@@ -322,17 +348,25 @@ export function parseUri(text: string): SipUri {
       if (end < 0) end = len;
       const eq = text.indexOf('=', p);
       if (eq < 0 || eq >= end || eq === p) bad('malformed URI header');
-      const name = decodeRun(text, p, eq, UNRESERVED | HNV_UNRES, 'header');
-      const value = decodeRun(text, eq + 1, end, UNRESERVED | HNV_UNRES, 'header');
-      uri.headers.set(name, value);
+      const name = decodeRun(text, p, eq, UNRESERVED | HNV_UNRES, 'header', build);
+      const value = decodeRun(text, eq + 1, end, UNRESERVED | HNV_UNRES, 'header', build);
+      uri?.headers.set(name, value);
       p = end + 1;
     }
   }
   return uri;
 }
 
+/** The scheme before `colon`, lower-cased; the usual spellings without allocating. */
+function schemeOf(text: string, colon: number): string {
+  if (colon === 3 && text.startsWith('sip')) return 'sip';
+  if (colon === 3 && text.startsWith('tel')) return 'tel';
+  if (colon === 4 && text.startsWith('sips')) return 'sips';
+  return text.slice(0, colon).toLowerCase();
+}
+
 /** RFC 3966 telephone-uri: the number goes to `user`, `host` is empty, no URI headers. */
-function parseTel(text: string, start: number): SipUri {
+function scanTel(text: string, start: number, build: boolean): SipUri | undefined {
   const len = text.length;
   let p = start;
   while (p < len && text.charCodeAt(p) !== 0x3b) p++;
@@ -341,7 +375,9 @@ function parseTel(text: string, start: number): SipUri {
     const c = text.charCodeAt(i);
     if (c >= 128 || (CLASS[c]! & TEL) === 0 || (c === 0x2b && i !== start)) bad('malformed telephone number');
   }
-  const uri: SipUri = { scheme: 'tel', user: text.slice(start, p), host: '', params: new Map(), headers: new Map() };
+  const uri: SipUri | undefined = build
+    ? { scheme: 'tel', user: text.slice(start, p), host: '', params: new Map(), headers: new Map() }
+    : undefined;
   while (p < len) {
     p++;
     let end = p;
@@ -352,9 +388,12 @@ function parseTel(text: string, start: number): SipUri {
     }
     const nameEnd = eq < 0 ? end : eq;
     if (nameEnd === p) bad('empty tel parameter name');
-    const name = decodeRun(text, p, nameEnd, UNRESERVED | PARAM_UNRES, 'parameter').toLowerCase();
-    const value = eq < 0 ? null : decodeRun(text, eq + 1, end, UNRESERVED | PARAM_UNRES, 'parameter');
-    if (!uri.params.has(name)) uri.params.set(name, value);
+    const name = decodeRun(text, p, nameEnd, UNRESERVED | PARAM_UNRES, 'parameter', build);
+    const value = eq < 0 ? null : decodeRun(text, eq + 1, end, UNRESERVED | PARAM_UNRES, 'parameter', build);
+    if (uri) {
+      const key = name.toLowerCase();
+      if (!uri.params.has(key)) uri.params.set(key, value);
+    }
     p = end;
   }
   return uri;
