@@ -157,6 +157,32 @@ export function canonicalName(name: string): string {
   return key.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
+/**
+ * Headers of RFC 3261 §20 and the extensions the stack speaks, keyed by lookup key, with the
+ * spelling the serialiser writes. Headers not listed here are written exactly as received.
+ */
+const WIRE_SPELLING: ReadonlyMap<string, string> = new Map(
+  [
+    'accept', 'accept-encoding', 'accept-language', 'alert-info', 'allow', 'allow-events',
+    'authentication-info', 'authorization', 'call-id', 'call-info', 'contact', 'content-disposition',
+    'content-encoding', 'content-language', 'content-length', 'content-type', 'cseq', 'date',
+    'error-info', 'event', 'expires', 'from', 'in-reply-to', 'max-forwards', 'mime-version',
+    'min-expires', 'min-se', 'organization', 'p-asserted-identity', 'path', 'priority',
+    'proxy-authenticate', 'proxy-authorization', 'proxy-require', 'rack', 'record-route',
+    'refer-to', 'referred-by', 'replaces', 'reply-to', 'require', 'retry-after', 'route', 'rseq',
+    'server', 'service-route', 'session-expires', 'subject', 'supported', 'timestamp', 'to',
+    'unsupported', 'user-agent', 'via', 'warning', 'www-authenticate',
+  ].map((key) => [key, canonicalName(key)]),
+);
+
+/**
+ * The name to write for a field: the canonical long form of a known header (`v` and `VIA` are
+ * written `Via`, RFC 3261 §7.3.3 allows either form), an unknown header's name unchanged.
+ */
+export function wireName(field: HeaderField): string {
+  return WIRE_SPELLING.get(field.key) ?? field.name;
+}
+
 /** Whether a header's value is a comma-separated list that may be split. */
 export function isListHeader(name: string): boolean {
   return LIST_HEADERS.has(headerKey(name));

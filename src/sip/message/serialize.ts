@@ -1,9 +1,11 @@
+import { wireName } from './headers.ts';
 import type { SipMessage } from './message.ts';
 
 /**
- * Serialises a message to wire bytes. Header fields are written in order with the names as they
- * are held (so unknown headers go out verbatim); Content-Length is always written from the
- * body's real length, replacing any held value, so a message can never misframe.
+ * Serialises a message to wire bytes in canonical form: CRLF line ends, `Name: value` with
+ * folding undone, known header names in their long canonical spelling (unknown headers keep
+ * their name and value verbatim), fields in their order. Content-Length is always written from
+ * the body's real length, replacing any held value, so a message can never misframe.
  */
 export function serializeMessage(msg: SipMessage): Buffer {
   let head =
@@ -12,7 +14,7 @@ export function serializeMessage(msg: SipMessage): Buffer {
       : `${msg.version} ${msg.status} ${msg.reason}\r\n`;
   for (const field of msg.headers) {
     if (field.key === 'content-length') continue;
-    head += `${field.name}: ${field.value}\r\n`;
+    head += `${wireName(field)}: ${field.value}\r\n`;
   }
   head += `Content-Length: ${msg.body.length}\r\n\r\n`;
   // One allocation: the header section is latin1, one byte per character.

@@ -151,3 +151,20 @@ t.test('bounds and malformed input give precise errors, never other exceptions',
   }
   t.equal(others, 0, 'garbage only ever raises SipParseError');
 });
+
+t.test('serialisation is canonical: long names, one line per field, unknown headers verbatim', async (t) => {
+  const wire = serializeMessage(parseMessage(fixture('rfc4475', 'wsinv'))).toString('latin1');
+  const head = wire.slice(0, wire.indexOf('\r\n\r\n'));
+  const names = head.split('\r\n').slice(1).map((l) => l.slice(0, l.indexOf(':')));
+  t.same(
+    names.filter((n) => ['To', 'From', 'Max-Forwards', 'Call-ID', 'CSeq', 'Via', 'Content-Type'].includes(n)).sort(),
+    ['CSeq', 'Call-ID', 'Content-Type', 'From', 'Max-Forwards', 'To', 'Via', 'Via'],
+    'wsinv: TO, i, v, Max-Forwards in any case are written canonically',
+  );
+  t.ok(names.includes('NewFangledHeader'), 'unknown header name kept');
+  t.ok(names.includes('UnknownHeaderWithUnusualValue'));
+  t.notOk(/\r\n[ \t]/.test(head), 'no folded lines');
+  t.match(head, /\r\nContent-Length: \d+$/, 'Content-Length recomputed, last');
+  const esc02 = serializeMessage(parseMessage(fixture('rfc4475', 'esc02'))).toString('latin1');
+  t.match(esc02, /\r\nC%6Fntact: <sip:alias2@host2\.example\.com>\r\n/, 'esc02: C%6Fntact is not Contact and stays as it was');
+});
