@@ -1,7 +1,6 @@
 import type { Clock } from '../../runtime/clock.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import type { StreamFramerOptions } from './stream-framer.ts';
-import type { StreamTransport } from './stream-transport.ts';
+import type { StreamTransport, StreamTransportOptions } from './stream-transport.ts';
 import { TcpTransport } from './tcp.ts';
 import { TlsTransport } from './tls.ts';
 import {
@@ -27,7 +26,10 @@ export interface TlsSettings {
   rejectUnauthorized?: boolean;
 }
 
-export interface TransportLayerOptions {
+/** TCP/TLS settings passed through to each stream transport (documented there). */
+type StreamSettings = Pick<StreamTransportOptions, 'idleTimeoutMs' | 'maxConnections' | 'connectTimeoutMs' | 'framer'>;
+
+export interface TransportLayerOptions extends StreamSettings {
   /** Local address for every listening socket (`0.0.0.0`, `::`, `127.0.0.1`, `::1`). */
   bind: string;
   /** Port shared by UDP and TCP; 0 picks a free port (UDP binds first, TCP reuses its number). */
@@ -37,13 +39,6 @@ export interface TransportLayerOptions {
   tls?: TlsSettings;
   logger: Logger;
   clock: Clock;
-  /** Idle timeout of TCP/TLS connections (default 32 s). */
-  idleTimeoutMs?: number;
-  /** Connection limit per stream transport (default 512). */
-  maxConnections?: number;
-  /** Outgoing connect timeout (default 10 s). */
-  connectTimeoutMs?: number;
-  framer?: StreamFramerOptions;
   onMessage?: TransportListener['onMessage'];
   onStreamError?: TransportListener['onStreamError'];
 }
