@@ -8,6 +8,7 @@
 import { SipParseError } from './errors.ts';
 import {
   checkParams,
+  checkParamsMany,
   isTokenChar,
   isWs,
   quote,
@@ -18,7 +19,7 @@ import {
   serializeParams,
   skipWs,
 } from './params.ts';
-import type { ContactValue, CSeq, NameAddr, Via } from './types.ts';
+import type { ContactValue, CSeq, NameAddr, SipUri, Via } from './types.ts';
 import { checkUri, formatHostPort, parseHostPort, parseUri, serializeUri } from './uri.ts';
 
 export { parseParams, serializeParams, quote, unquote, isToken } from './params.ts';
@@ -48,7 +49,13 @@ function trimEnd(s: string): number {
 export function parseNameAddr(value: string): NameAddr {
   const b = nameAddrBounds(value);
   const s = b.text;
-  const uri = parseUri(s.slice(b.uriStart, b.uriEnd));
+  let uri: SipUri;
+  try {
+    uri = parseUri(s.slice(b.uriStart, b.uriEnd));
+  } catch (e) {
+    checkInsideAngles(b);
+    throw e;
+  }
   const { params, end } = scanParams(s, b.paramsStart, NAME_ADDR);
   if (end < s.length) fail(NAME_ADDR, b.addrSpec ? 'unexpected "," after addr-spec' : 'unexpected "," after name-addr');
   const out: NameAddr = { uri, params };
@@ -77,7 +84,12 @@ export function parseNameAddr(value: string): NameAddr {
 export function checkNameAddr(value: string): string | null | undefined {
   const b = nameAddrBounds(value);
   const s = b.text;
-  checkUri(s.slice(b.uriStart, b.uriEnd));
+  try {
+    checkUri(s.slice(b.uriStart, b.uriEnd));
+  } catch (e) {
+    checkInsideAngles(b);
+    throw e;
+  }
   const { end, value: tag } = checkParams(s, b.paramsStart, NAME_ADDR, 'tag');
   if (end < s.length) fail(NAME_ADDR, b.addrSpec ? 'unexpected "," after addr-spec' : 'unexpected "," after name-addr');
   return tag;
@@ -131,14 +143,26 @@ function nameAddrBounds(value: string): NameAddrBounds {
     if (i >= s.length) fail(code, 'display name without <URI>');
   }
 
-  // s[i] === '<'
+  // s[i] === '<'. Whitespace or '<' inside the brackets is checked by checkInsideAngles, which
+  // the callers run only when the URI fails to parse (see there).
   const gt = s.indexOf('>', i + 1);
   if (gt < 0) fail(code, 'unterminated <URI>');
-  for (let j = i + 1; j < gt; j++) {
-    c = s.charCodeAt(j);
-    if (isWs(c) || c === 0x3c) fail(code, 'whitespace inside <addr-spec> (RFC 4475 §3.1.2.14)');
-  }
   return { text: s, addrSpec: false, displayStart, displayEnd, uriStart: i + 1, uriEnd: gt, paramsStart: gt + 1 };
+}
+
+/**
+ * Rejects whitespace or `<` between `<` and `>` (RFC 4475 §3.1.2.14) with `bad-name-addr`, the
+ * error reported before any fault of the URI itself. For speed this runs only when the URI fails:
+ * a URI that parses holds neither (no URI component admits them), so the separate pass over the
+ * characters is needed only to choose which error to report.
+ */
+function checkInsideAngles(b: NameAddrBounds): void {
+  if (b.addrSpec) return;
+  const s = b.text;
+  for (let j = b.uriStart; j < b.uriEnd; j++) {
+    const c = s.charCodeAt(j);
+    if (isWs(c) || c === 0x3c) fail(NAME_ADDR, 'whitespace inside <addr-spec> (RFC 4475 §3.1.2.14)');
+  }
 }
 
 function addrSpecBounds(s: string, start: number): NameAddrBounds {
@@ -233,39 +257,77 @@ export function parseVia(value: string): Via {
     if (err instanceof SipParseError) fail(code, err.message);
     throw err;
   }
-  const { params, end } = scanParams(s, i, code);
+  // The typed parameters are read in the checking scan; the params Map is built only when read.
+  const found: (string | null | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
+  const end = checkParamsMany(s, i, code, TYPED_VIA_PARAMS, found);
   if (end < s.length) fail(code, 'unexpected "," in Via value');
 
-  const via: Via = {
-    protocol: sentProtocol(s, bounds[0]!, bounds[1]!, bounds[2]!, bounds[3]!),
-    transport: upperToken(s, bounds[4]!, bounds[5]!),
-    host: sentBy.host,
-    params,
-  };
+  const via = new ParsedVia(
+    sentProtocol(s, bounds[0]!, bounds[1]!, bounds[2]!, bounds[3]!),
+    upperToken(s, bounds[4]!, bounds[5]!),
+    sentBy.host,
+    s,
+    i,
+  );
   if (sentBy.port !== undefined) via.port = sentBy.port;
-  const branch = params.get('branch');
+  const [branch, received, rport, maddr, ttl] = found;
   if (branch !== undefined) {
     if (branch === null) fail(code, 'Via branch without a value');
     via.branch = branch;
   }
-  const received = params.get('received');
   if (received !== undefined) {
     if (received === null) fail(code, 'Via received without a value');
     via.received = received;
   }
-  const rport = params.get('rport');
   if (rport !== undefined) via.rport = rport === null ? null : parseUint(rport, 65535, code);
-  const maddr = params.get('maddr');
   if (maddr !== undefined) {
     if (maddr === null) fail(code, 'Via maddr without a value');
     via.maddr = maddr;
   }
-  const ttl = params.get('ttl');
   if (ttl !== undefined) {
     if (ttl === null) fail(code, 'Via ttl without a value');
     via.ttl = parseUint(ttl, 255, code);
   }
   return via;
+}
+
+/**
+ * The Via that {@link parseVia} returns. For speed its `params` Map is built only when first
+ * read (most Vias are only matched on `branch` and `sent-by`), from the already-checked
+ * parameter text; assigning `params` replaces it like on a plain object, and `params.set(...)`
+ * works on the built Map. The source text is kept in private fields, so that spreading or
+ * comparing a Via sees only the Via's own data. Optional fields are assigned only when present,
+ * as on a plain object literal.
+ */
+class ParsedVia implements Via {
+  declare port?: number;
+  declare branch?: string;
+  declare received?: string;
+  declare rport?: number | null;
+  declare maddr?: string;
+  declare ttl?: number;
+  #text: string;
+  #paramsAt: number;
+  #params: Map<string, string | null> | undefined = undefined;
+
+  constructor(
+    public protocol: string,
+    public transport: string,
+    public host: string,
+    text: string,
+    paramsAt: number,
+  ) {
+    this.#text = text;
+    this.#paramsAt = paramsAt;
+  }
+
+  get params(): Map<string, string | null> {
+    return (this.#params ??= scanParams(this.#text, this.#paramsAt, 'bad-via').params);
+  }
+
+  set params(map: Map<string, string | null>) {
+    this.#params = map;
+  }
 }
 
 /** `SIP/2.0` as every Via has it, without building it; otherwise `NAME/version`, name upper-cased. */
@@ -283,7 +345,10 @@ function upperToken(s: string, start: number, end: number): string {
   return s.slice(start, end).toUpperCase();
 }
 
-/** Via parameters that {@link serializeVia} takes from the typed fields, not from `params`. */
+/**
+ * Via parameters that {@link serializeVia} takes from the typed fields, not from `params`
+ * (parseVia reads them in this order).
+ */
 const TYPED_VIA_PARAMS = ['branch', 'received', 'rport', 'maddr', 'ttl'] as const;
 
 /**

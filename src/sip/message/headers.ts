@@ -120,31 +120,69 @@ export interface HeaderName {
   readonly key: string;
 }
 
-/** Names seen on the wire, grouped by length and first character (see headerNameAt). */
-const NAMES_BY_SHAPE = new Map<number, HeaderName[]>();
+/**
+ * Names seen on the wire, in buckets indexed by {@link nameShape}. A plain array indexed by a
+ * small integer, not a Map: the lookup runs once per header line (a parsing hot spot).
+ */
+let namesByShape: (HeaderName[] | undefined)[] = new Array(4096);
 let namesRemembered = 0;
 
+/** Bucket index of a name of `len` characters starting with `c0`: 5 bits of length, 7 of char. */
+function nameShape(len: number, c0: number): number {
+  return ((len & 31) << 7) | (c0 & 127);
+}
+
+/** Whether `text[start,end)` is exactly `name`, compared in place (cheaper than `startsWith(name, pos)`). */
+function sameName(text: string, start: number, end: number, name: string): boolean {
+  if (name.length !== end - start) return false;
+  for (let k = name.length - 1; k >= 0; k--) if (text.charCodeAt(start + k) !== name.charCodeAt(k)) return false;
+  return true;
+}
+
+/** Whether `bytes[start,end)` spells `name` (latin1). Compared from the end: `Call-ID`/`Contact` differ there. */
+function sameNameBytes(bytes: Uint8Array, start: number, end: number, name: string): boolean {
+  if (name.length !== end - start) return false;
+  for (let k = name.length - 1; k >= 0; k--) if (bytes[start + k] !== name.charCodeAt(k)) return false;
+  return true;
+}
+
 /**
- * The name `text[start,end)` and its key, for the parser. Names seen before are found by
- * comparing in place against the few remembered names of the same length and first character,
- * so the usual header line costs neither a slice nor a string hash (a parsing hot spot).
+ * The name `text[start,end)` and its key. Names seen before are found by comparing in place
+ * against the few remembered names of the same shape (length, first character), so the usual
+ * header line costs neither a slice nor a string hash.
  */
 export function headerNameAt(text: string, start: number, end: number): HeaderName {
-  const shape = (end - start) * 256 + text.charCodeAt(start);
-  let same = NAMES_BY_SHAPE.get(shape);
-  if (same) {
-    for (const known of same) if (text.startsWith(known.name, start)) return known;
+  const shape = nameShape(end - start, text.charCodeAt(start));
+  const same = namesByShape[shape];
+  if (same !== undefined) {
+    for (let k = 0; k < same.length; k++) if (sameName(text, start, end, same[k]!.name)) return same[k]!;
   }
-  const name = text.slice(start, end);
+  return rememberName(shape, text.slice(start, end));
+}
+
+/**
+ * {@link headerNameAt} for the parser, which has the message both as bytes and as a latin1
+ * string: the name is `bytes[start,end)`, which is `text[start - delta, end - delta)`. The
+ * comparison reads the bytes (typed-array reads are cheaper than `charCodeAt` on a string);
+ * the text is only sliced for a name not seen before.
+ */
+export function headerNameInBytes(bytes: Uint8Array, start: number, end: number, text: string, delta: number): HeaderName {
+  const shape = nameShape(end - start, bytes[start]!);
+  const same = namesByShape[shape];
+  if (same !== undefined) {
+    for (let k = 0; k < same.length; k++) if (sameNameBytes(bytes, start, end, same[k]!.name)) return same[k]!;
+  }
+  return rememberName(shape, text.slice(start - delta, end - delta));
+}
+
+function rememberName(shape: number, name: string): HeaderName {
   const entry: HeaderName = { name, key: headerKey(name) };
   // Bounded like KEY_CACHE: a flood of invented names only resets it.
   if (namesRemembered >= 2048) {
-    NAMES_BY_SHAPE.clear();
+    namesByShape = new Array(4096);
     namesRemembered = 0;
-    same = undefined;
   }
-  if (!same) NAMES_BY_SHAPE.set(shape, (same = []));
-  same.push(entry);
+  (namesByShape[shape] ??= []).push(entry);
   namesRemembered++;
   return entry;
 }

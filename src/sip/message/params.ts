@@ -147,22 +147,37 @@ export function checkParams(
   code: string,
   wanted: string,
 ): { end: number; value: string | null | undefined } {
-  const found: { value: string | null | undefined } = { value: undefined };
-  const end = walkParams(s, i, code, undefined, wanted, found);
-  return { end, value: found.value };
+  const found: (string | null | undefined)[] = [undefined];
+  const end = walkParams(s, i, code, undefined, [wanted], found);
+  return { end, value: found[0] };
+}
+
+/**
+ * {@link checkParams} for several names at once (the Via's branch, received, rport, ...):
+ * `found[k]` receives the first value of `wanted[k]` (string, null for a flag, or left
+ * undefined when absent). Returns the index where scanning stopped.
+ */
+export function checkParamsMany(
+  s: string,
+  i: number,
+  code: string,
+  wanted: readonly string[],
+  found: (string | null | undefined)[],
+): number {
+  return walkParams(s, i, code, undefined, wanted, found);
 }
 
 /**
  * The one parameter scanner behind {@link scanParams} and {@link checkParams}: stores every
- * parameter in `into` when given, and the first value of `wanted` in `found` when asked.
+ * parameter in `into` when given, and the first value of each `wanted[k]` in `found[k]`.
  */
 function walkParams(
   s: string,
   i: number,
   code: string,
   into: Map<string, string | null> | undefined,
-  wanted: string | undefined,
-  found?: { value: string | null | undefined },
+  wanted: readonly string[] | undefined,
+  found?: (string | null | undefined)[],
 ): number {
   const len = s.length;
   i = skipWs(s, i);
@@ -197,7 +212,14 @@ function walkParams(
       const name = s.slice(nameStart, nameEnd).toLowerCase();
       if (!into.has(name)) into.set(name, value);
     }
-    if (found && found.value === undefined && equalsLower(s, nameStart, nameEnd, wanted!)) found.value = value;
+    if (wanted) {
+      for (let k = 0; k < wanted.length; k++) {
+        if (found![k] === undefined && equalsLower(s, nameStart, nameEnd, wanted[k]!)) {
+          found![k] = value;
+          break;
+        }
+      }
+    }
   }
   return i;
 }
