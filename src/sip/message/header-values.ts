@@ -20,7 +20,7 @@ import {
   skipWs,
 } from './params.ts';
 import type { ContactValue, CSeq, NameAddr, SipUri, Via } from './types.ts';
-import { checkUri, formatHostPort, parseHostPort, parseUri, serializeUri } from './uri.ts';
+import { checkUri, formatHostPort, parseUri, scanHostPort, serializeUri } from './uri.ts';
 
 export { parseParams, serializeParams, quote, unquote, isToken } from './params.ts';
 
@@ -244,14 +244,17 @@ export function parseVia(value: string): Via {
   }
   let sentBy: { host: string; port?: number };
   try {
-    sentBy = parseHostPort(s, hostStart, hostEnd, 'Via sent-by');
+    sentBy = scanHostPort(s, hostStart, hostEnd, 'Via sent-by', false);
     i = skipWs(s, hostEnd);
     if (i < s.length && s.charCodeAt(i) === 0x3a) {
       i = skipWs(s, i + 1);
       const ps = i;
       while (i < s.length && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39) i++;
       if (i === ps) fail(code, 'empty port in Via sent-by');
-      sentBy.port = parseUint(s.slice(ps, i), 65535, code);
+      // The digits are read in place; parseUint (which slices) only reports an overlarge port.
+      let port = 0;
+      for (let d = ps; d < i && port <= 65535; d++) port = port * 10 + (s.charCodeAt(d) - 0x30);
+      sentBy.port = port <= 65535 ? port : parseUint(s.slice(ps, i), 65535, code);
     }
   } catch (err) {
     if (err instanceof SipParseError) fail(code, err.message);

@@ -124,7 +124,16 @@ export interface HeaderName {
  * Names seen on the wire, in buckets indexed by {@link nameShape}. A plain array indexed by a
  * small integer, not a Map: the lookup runs once per header line (a parsing hot spot).
  */
-let namesByShape: (HeaderName[] | undefined)[] = new Array(4096);
+let namesByShape: (RememberedName[] | undefined)[] = new Array(4096);
+
+/**
+ * A remembered name with its character codes: the parser compares them with the bytes of each
+ * header line, and typed-array reads on both sides are cheaper than `charCodeAt` on the name
+ * (often a slice of the first message that carried it).
+ */
+interface RememberedName extends HeaderName {
+  readonly codes: Uint16Array;
+}
 let namesRemembered = 0;
 
 /** Bucket index of a name of `len` characters starting with `c0`: 5 bits of length, 7 of char. */
@@ -139,10 +148,10 @@ function sameName(text: string, start: number, end: number, name: string): boole
   return true;
 }
 
-/** Whether `bytes[start,end)` spells `name` (latin1). Compared from the end: `Call-ID`/`Contact` differ there. */
-function sameNameBytes(bytes: Uint8Array, start: number, end: number, name: string): boolean {
-  if (name.length !== end - start) return false;
-  for (let k = name.length - 1; k >= 0; k--) if (bytes[start + k] !== name.charCodeAt(k)) return false;
+/** Whether `bytes[start,end)` spells the name of `codes` (latin1). Compared from the end: `Call-ID`/`Contact` differ there. */
+function sameNameBytes(bytes: Uint8Array, start: number, end: number, codes: Uint16Array): boolean {
+  if (codes.length !== end - start) return false;
+  for (let k = codes.length - 1; k >= 0; k--) if (bytes[start + k] !== codes[k]) return false;
   return true;
 }
 
@@ -170,13 +179,15 @@ export function headerNameInBytes(bytes: Uint8Array, start: number, end: number,
   const shape = nameShape(end - start, bytes[start]!);
   const same = namesByShape[shape];
   if (same !== undefined) {
-    for (let k = 0; k < same.length; k++) if (sameNameBytes(bytes, start, end, same[k]!.name)) return same[k]!;
+    for (let k = 0; k < same.length; k++) if (sameNameBytes(bytes, start, end, same[k]!.codes)) return same[k]!;
   }
   return rememberName(shape, text.slice(start - delta, end - delta));
 }
 
 function rememberName(shape: number, name: string): HeaderName {
-  const entry: HeaderName = { name, key: headerKey(name) };
+  const codes = new Uint16Array(name.length);
+  for (let k = 0; k < name.length; k++) codes[k] = name.charCodeAt(k);
+  const entry: RememberedName = { name, key: headerKey(name), codes };
   // Bounded like KEY_CACHE: a flood of invented names only resets it.
   if (namesRemembered >= 2048) {
     namesByShape = new Array(4096);

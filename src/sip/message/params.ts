@@ -93,7 +93,13 @@ export function quote(text: string): string {
 
 /** Whether `c` may appear in an unquoted gen-value (token or host, incl. `[v6]` and `a:b:c`). */
 function isValueChar(c: number): boolean {
-  return c > 0x20 && c < 0x7f && c !== 0x3b && c !== 0x2c && c !== 0x22 && c !== 0x3c && c !== 0x3e;
+  // A table lookup instead of six comparisons: values are scanned character by character.
+  return c < 128 && VALUE_CHARS[c] === 1;
+}
+
+const VALUE_CHARS = new Uint8Array(128);
+for (let c = 0x21; c < 0x7f; c++) {
+  VALUE_CHARS[c] = c !== 0x3b && c !== 0x2c && c !== 0x22 && c !== 0x3c && c !== 0x3e ? 1 : 0;
 }
 
 /**
@@ -102,14 +108,16 @@ function isValueChar(c: number): boolean {
  * @throws SipParseError `code` when the string is unterminated.
  */
 export function quotedEnd(s: string, i: number, code: string): number {
-  for (let j = i + 1; j < s.length; j++) {
-    const c = s.charCodeAt(j);
-    if (c === 0x5c /* \ */) {
-      if (j + 1 >= s.length) break;
-      j++;
-    } else if (c === 0x22) {
-      return j + 1;
-    }
+  // Native searches instead of a loop over the characters (long values such as
+  // `+sip.instance="<urn:uuid:...>"` are common): the first `"` is the closing one unless a
+  // backslash comes before it, which escapes the next character.
+  let j = i + 1;
+  for (;;) {
+    const q = s.indexOf('"', j);
+    if (q < 0) break;
+    const bs = s.indexOf('\\', j);
+    if (bs < 0 || bs > q) return q + 1;
+    j = bs + 2;
   }
   throw new SipParseError(code, 'unterminated quoted string');
 }
@@ -190,32 +198,32 @@ function walkParams(
     const nameEnd = scanToken(s, i);
     if (nameEnd === i) throw new SipParseError(code, 'empty parameter name');
     i = skipWs(s, nameEnd);
-    let value: string | null = null;
+    // The value's bounds; it is sliced only when stored or wanted (checking alone needs no string).
+    let valueStart = -1;
+    let valueEnd = -1;
     if (i < len && s.charCodeAt(i) === 0x3d /* = */) {
       i = skipWs(s, i + 1);
+      valueStart = i;
       if (i < len && s.charCodeAt(i) === 0x22) {
-        const qe = quotedEnd(s, i, code);
-        value = s.slice(i, qe);
-        i = qe;
+        i = quotedEnd(s, i, code);
       } else {
-        const start = i;
         while (i < len && isValueChar(s.charCodeAt(i))) i++;
-        if (i === start) {
+        if (i === valueStart) {
           const name = s.slice(nameStart, nameEnd).toLowerCase();
           throw new SipParseError(code, `parameter "${name}" has an empty value`);
         }
-        value = s.slice(start, i);
       }
+      valueEnd = i;
       i = skipWs(s, i);
     }
     if (into) {
       const name = s.slice(nameStart, nameEnd).toLowerCase();
-      if (!into.has(name)) into.set(name, value);
+      if (!into.has(name)) into.set(name, valueStart < 0 ? null : s.slice(valueStart, valueEnd));
     }
     if (wanted) {
       for (let k = 0; k < wanted.length; k++) {
         if (found![k] === undefined && equalsLower(s, nameStart, nameEnd, wanted[k]!)) {
-          found![k] = value;
+          found![k] = valueStart < 0 ? null : s.slice(valueStart, valueEnd);
           break;
         }
       }

@@ -16,10 +16,12 @@ export function serializeMessage(msg: SipMessage): Buffer {
     if (field.key === 'content-length') continue;
     head += `${wireName(field)}: ${field.value}\r\n`;
   }
-  head += `Content-Length: ${msg.body.length}\r\n\r\n`;
+  const body = msg.body;
+  head += `Content-Length: ${body.length}\r\n\r\n`;
   // One allocation: the header section is latin1, one byte per character.
-  const out = Buffer.allocUnsafe(head.length + msg.body.length);
+  const out = Buffer.allocUnsafe(head.length + body.length);
   out.write(head, 0, 'latin1');
-  msg.body.copy(out, head.length);
+  // A typed-array copy: `Buffer#copy` adds argument checks around the same native copy.
+  if (body.length > 0) out.set(body, head.length);
   return out;
 }

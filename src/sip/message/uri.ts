@@ -178,10 +178,35 @@ function ipv4Bytes(s: string): number[] | undefined {
  * `sip:2001:db8::10` is ambiguous with a port).
  */
 export function parseHostPort(text: string, start: number, end: number, what = 'host'): { host: string; port?: number } {
+  const hp = scanHostPort(text, start, end, what, false);
+  return hp.port === undefined ? { host: hp.host } : { host: hp.host, port: hp.port };
+}
+
+/** A host and port read by {@link scanHostPort}, and the index where the hostport ended. */
+export interface HostPortAt {
+  host: string;
+  port?: number;
+  end: number;
+}
+
+/**
+ * {@link parseHostPort} over `text[start,end)`; with `stopAtParams`, the hostport also ends at
+ * the first `;` or `?` (a SIP URI's parameters or headers). For speed the stop characters are
+ * tested only on the path that would reject a character, so the hostport is found and checked in
+ * one pass (instead of a search for its end and then a check). Exported for the Via parser,
+ * which reads a host this way without the extra object of {@link parseHostPort}.
+ */
+export function scanHostPort(text: string, start: number, end: number, what: string, stopAtParams: boolean): HostPortAt {
   if (start >= end) bad(`empty ${what}`);
   let host: string;
   let i: number;
   if (text.charCodeAt(start) === 0x5b /* [ */) {
+    if (stopAtParams) {
+      // Neither stop character can occur inside an IPv6 reference.
+      let e = start;
+      while (e < end && text.charCodeAt(e) !== 0x3b && text.charCodeAt(e) !== 0x3f) e++;
+      end = e;
+    }
     const close = text.indexOf(']', start);
     if (close < 0 || close >= end) bad(`unterminated IPv6 reference in ${what}`);
     const inner = text.slice(start + 1, close);
@@ -189,24 +214,26 @@ export function parseHostPort(text: string, start: number, end: number, what = '
     host = `[${inner.toLowerCase()}]`;
     i = close + 1;
   } else {
-    i = start;
     let colons = 0;
     let colonAt = -1;
     // Noted in the same pass, for the host only (before any colon): upper case and "..".
     let upper = false;
     let dots = false;
-    for (let j = start; j < end; j++) {
+    let j = start;
+    for (; j < end; j++) {
       const c = text.charCodeAt(j);
       if (c === 0x3a) {
         colons++;
         if (colonAt < 0) colonAt = j;
       } else if (c >= 128 || (CLASS[c]! & HOSTCH) === 0) {
+        if (stopAtParams && (c === 0x3b || c === 0x3f)) break;
         bad(`character 0x${c.toString(16)} not allowed in ${what}`);
       } else if (colonAt < 0) {
         if (c >= 0x41 && c <= 0x5a) upper = true;
         else if (c === 0x2e && j > start && text.charCodeAt(j - 1) === 0x2e) dots = true;
       }
     }
+    end = j;
     if (colons > 1) bad(`IPv6 address in ${what} must be enclosed in [] (RFC 5118 §4.2)`);
     i = colonAt < 0 ? end : colonAt;
     if (i === start) bad(`empty ${what}`);
@@ -214,9 +241,9 @@ export function parseHostPort(text: string, start: number, end: number, what = '
     const h0 = host.charCodeAt(0);
     if (h0 === 0x2e || h0 === 0x2d || dots) bad(`malformed ${what} "${host}"`);
   }
-  if (i === end) return { host };
+  if (i === end) return { host, end };
   if (text.charCodeAt(i) !== 0x3a) bad(`unexpected character after ${what}`);
-  return { host, port: parsePort(text, i + 1, end, what) };
+  return { host, port: parsePort(text, i + 1, end, what), end };
 }
 
 function parsePort(text: string, start: number, end: number, what: string): number {
@@ -288,13 +315,8 @@ function scanUri(text: string, build: boolean): SipUri | undefined {
   let user: string | undefined;
   let password: string | undefined;
   if (at >= 0) {
-    let pc = -1;
-    for (let i = p; i < at; i++) {
-      if (text.charCodeAt(i) === 0x3a) {
-        pc = i;
-        break;
-      }
-    }
+    let pc = text.indexOf(':', p); // a native search (the user part is usually short)
+    if (pc > at) pc = -1;
     const userEnd = pc < 0 ? at : pc;
     if (userEnd === p) bad('empty user part');
     user = decodeRun(text, p, userEnd, UNRESERVED | USER_UNRES, 'user', build);
@@ -303,13 +325,7 @@ function scanUri(text: string, build: boolean): SipUri | undefined {
   }
 
   // hostport ends at ';' or '?' (never inside an IPv6 reference: neither char is valid there).
-  let hpEnd = p;
-  while (hpEnd < len) {
-    const c = text.charCodeAt(hpEnd);
-    if (c === 0x3b || c === 0x3f) break;
-    hpEnd++;
-  }
-  const { host, port } = parseHostPort(text, p, hpEnd, 'URI host');
+  const { host, port, end: hpEnd } = scanHostPort(text, p, len, 'URI host', true);
   const uri: SipUri | undefined = build ? { scheme, host, params: new Map(), headers: new Map() } : undefined;
   if (uri) {
     if (user !== undefined) uri.user = user;
@@ -320,21 +336,33 @@ function scanUri(text: string, build: boolean): SipUri | undefined {
 
   while (p < len && text.charCodeAt(p) === 0x3b) {
     p++;
+    // One pass finds the parameter's end and its '=' and checks the characters: a parameter
+    // without escapes or faults (nearly all) is then sliced without a second pass. Any other is
+    // re-read by decodeRun, which decodes the escapes and reports the first fault exactly.
     let end = p;
     let eq = -1;
+    let plain = true;
     while (end < len) {
       const c = text.charCodeAt(end);
       if (c === 0x3b || c === 0x3f) break;
       if (c === 0x3d && eq < 0) eq = end;
+      else if (c >= 128 || (CLASS[c]! & (UNRESERVED | PARAM_UNRES)) === 0) plain = false;
       end++;
     }
     const nameEnd = eq < 0 ? end : eq;
     if (nameEnd === p) bad('empty URI parameter name');
-    const name = decodeRun(text, p, nameEnd, UNRESERVED | PARAM_UNRES, 'parameter', build);
-    const value = eq < 0 ? null : decodeRun(text, eq + 1, end, UNRESERVED | PARAM_UNRES, 'parameter', build);
-    if (uri) {
-      const key = name.toLowerCase();
-      if (!uri.params.has(key)) uri.params.set(key, value);
+    if (plain) {
+      if (uri) {
+        const key = text.slice(p, nameEnd).toLowerCase();
+        if (!uri.params.has(key)) uri.params.set(key, eq < 0 ? null : text.slice(eq + 1, end));
+      }
+    } else {
+      const name = decodeRun(text, p, nameEnd, UNRESERVED | PARAM_UNRES, 'parameter', build);
+      const value = eq < 0 ? null : decodeRun(text, eq + 1, end, UNRESERVED | PARAM_UNRES, 'parameter', build);
+      if (uri) {
+        const key = name.toLowerCase();
+        if (!uri.params.has(key)) uri.params.set(key, value);
+      }
     }
     p = end;
   }
