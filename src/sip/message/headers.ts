@@ -243,6 +243,19 @@ export function isListHeader(name: string): boolean {
  * element is trimmed.
  */
 export function splitList(value: string): string[] {
+  return listElements(value, Infinity);
+}
+
+/**
+ * The first element {@link splitList} would give (`splitList(value)[0]`), without splitting the
+ * rest of the list: the top Via of a field holding several.
+ */
+export function firstListValue(value: string): string | undefined {
+  return listElements(value, 1)[0];
+}
+
+/** At most `limit` elements of a list value, scanned left to right. */
+function listElements(value: string, limit: number): string[] {
   // Most values hold one element: without a comma there is nothing to split (a native search).
   if (value.indexOf(',') < 0) {
     const only = trimWs(value);
@@ -262,40 +275,13 @@ export function splitList(value: string): string[] {
     else if (c === 0x3e /* > */) inAngle = false;
     else if (c === 0x2c /* , */ && !inAngle) {
       const part = trimWs(value.slice(start, i));
-      if (part) out.push(part);
+      if (part && out.push(part) >= limit) return out;
       start = i + 1;
     }
   }
   const last = trimWs(value.slice(start));
   if (last) out.push(last);
   return out;
-}
-
-/**
- * The first element {@link splitList} would give (`splitList(value)[0]`), without splitting the
- * rest of the list: the top Via of a field holding several.
- */
-export function firstListValue(value: string): string | undefined {
-  if (value.indexOf(',') < 0) return trimWs(value) || undefined;
-  let start = 0;
-  let inQuote = false;
-  let inAngle = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (inQuote) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inQuote = false;
-    } else if (c === 0x22) inQuote = true;
-    else if (c === 0x3c /* < */) inAngle = true;
-    else if (c === 0x3e /* > */) inAngle = false;
-    else if (c === 0x2c /* , */ && !inAngle) {
-      const part = trimWs(value.slice(start, i));
-      if (part) return part;
-      start = i + 1;
-    }
-  }
-  const last = trimWs(value.slice(start));
-  return last || undefined;
 }
 
 /** One header field as it appeared (or will appear) on the wire. */
