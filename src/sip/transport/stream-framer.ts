@@ -1,3 +1,4 @@
+import { trimWs } from '../message/headers.ts';
 import { TransportError } from './transport.ts';
 
 /**
@@ -200,9 +201,9 @@ function contentLength(section: string, maxBody: number): number | TransportErro
   const check = (): TransportError | undefined => {
     const colon = header.indexOf(':');
     if (colon < 0) return undefined;
-    const name = header.slice(0, colon).trim().toLowerCase();
+    const name = trimWs(header.slice(0, colon)).toLowerCase();
     if (name !== 'content-length' && name !== 'l') return undefined;
-    const value = header.slice(colon + 1).trim();
+    const value = trimWs(header.slice(colon + 1));
     if (!/^[0-9]{1,10}$/.test(value)) {
       return new TransportError('FRAMING_INVALID_CONTENT_LENGTH', `invalid Content-Length ${JSON.stringify(value)}`);
     }
@@ -217,7 +218,7 @@ function contentLength(section: string, maxBody: number): number | TransportErro
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.length > 0 && (line[0] === ' ' || line[0] === '\t')) {
-      header += ' ' + line.trim();
+      header += ' ' + trimWs(line);
       continue;
     }
     const error = check();

@@ -2,6 +2,7 @@ import type { ExtensionConfig } from '../../config/config.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { DigestServer } from '../auth/digest-server.ts';
 import { buildResponse } from '../dialog/request-builder.ts';
+import { trimWs } from '../message/headers.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
 
 /** Looks up the password of a user in a realm; undefined for an unknown user. */
@@ -81,5 +82,5 @@ export class RequestAuthenticator {
  * and host, so compare case-insensitively.
  */
 function uriMatches(digestUri: string, requestUri: string): boolean {
-  return digestUri.trim().toLowerCase() === requestUri.trim().toLowerCase();
+  return trimWs(digestUri).toLowerCase() === trimWs(requestUri).toLowerCase();
 }

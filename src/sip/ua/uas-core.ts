@@ -4,6 +4,7 @@ import { tagOf } from '../message/header-values.ts';
 import { parseTokenList } from '../message/header-values.ts';
 import { parseNameAddr } from '../message/header-values.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
+import { parseContentType } from '../message/value-headers.ts';
 import type { Destination, InviteServerTransaction, ServerTransaction, TransactionUser } from '../transaction/types.ts';
 import { ALLOW } from '../stack.ts';
 import type { RequestAuthenticator } from './request-authenticator.ts';
@@ -153,9 +154,15 @@ export class UasCore implements TransactionUser {
 
   private screenInvite(req: SipRequest): SipResponse | undefined {
     // §8.2.3: content processing. A body must be a type we understand.
-    const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    if (req.body.length > 0 && type !== ACCEPT) {
-      return buildResponse(req, 415, undefined, { headers: [['Accept', ACCEPT]] });
+    if (req.body.length > 0) {
+      let type: string;
+      try {
+        const ct = parseContentType(req.headers.get('content-type') ?? '');
+        type = `${ct.type}/${ct.subtype}`;
+      } catch {
+        return buildResponse(req, 400, 'Malformed Content-Type');
+      }
+      if (type !== ACCEPT) return buildResponse(req, 415, undefined, { headers: [['Accept', ACCEPT]] });
     }
     // RFC 4475 §3.3.15: an Accept that excludes SDP leaves no answer we could send.
     const accept = req.headers.getAll('accept');

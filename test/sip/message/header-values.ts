@@ -344,3 +344,27 @@ t.test('hostile long values are parsed in linear time', async (t) => {
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   t.ok(ms < 1000, `took ${ms.toFixed(1)} ms`);
 });
+
+t.test('Content-Type, Event and Session-Expires: lead item and parameters', async (t) => {
+  const { parseContentType, parseEvent, parseSessionExpires } = await import('../../../src/sip/message/value-headers.ts');
+  const ct = parseContentType('Application/SDP ; charset=UTF-8');
+  t.same([ct.type, ct.subtype, ct.params.get('charset')], ['application', 'sdp', 'UTF-8']);
+  t.same([parseContentType('multipart/mixed;boundary="a b"').params.get('boundary')], ['"a b"'], 'quoted parameter kept quoted');
+  const ev = parseEvent('presence.winfo;id=42');
+  t.same([ev.event, ev.id], ['presence.winfo', '42']);
+  t.same([parseEvent('dialog').event, parseEvent('dialog').id], ['dialog', undefined]);
+  const se = parseSessionExpires('1800;refresher=UAC');
+  t.same([se.seconds, se.refresher], [1800, 'uac']);
+  t.equal(parseSessionExpires('90').refresher, undefined);
+  const bad: [string, () => unknown, string][] = [
+    ['type without subtype', () => parseContentType('application'), 'bad-content-type'],
+    ['empty Content-Type', () => parseContentType(' '), 'bad-content-type'],
+    ['space in event', () => parseEvent('dia log'), 'bad-event'],
+    ['empty event template', () => parseEvent('presence.'), 'bad-event'],
+    ['bad event params', () => parseEvent('dialog;;'), 'bad-event'],
+    ['negative interval', () => parseSessionExpires('-5'), 'bad-session-expires'],
+    ['unknown refresher', () => parseSessionExpires('90;refresher=proxy'), 'bad-session-expires'],
+    ['interval beyond 2^32-1', () => parseSessionExpires('4294967296'), 'bad-session-expires'],
+  ];
+  for (const [name, fn, code] of bad) t.throws(fn, { code }, name);
+});
