@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Config, TrunkConfig } from '../config/config.ts';
 import { Registrar } from '../registrar/registrar.ts';
+import { defaultExtensions } from './default-extensions.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
@@ -45,7 +46,9 @@ export class Gateway {
   /** Opens the SIP sockets. Rejects with a one-line, user-facing message (port in use, ...). */
   async start(): Promise<void> {
     const { config, deps } = this;
-    const credentials = new ExtensionCredentials(config.extensions);
+    const extensions =
+      Object.keys(config.extensions).length > 0 ? config.extensions : defaultExtensions(config.stateDir, deps.random, this.log);
+    const credentials = new ExtensionCredentials(extensions);
     const digest = new DigestServer({
       realm: config.sip.domain,
       algorithms: config.sip.authAlgorithms,
@@ -86,7 +89,7 @@ export class Gateway {
     this.transports = transports;
     this.stack = stack;
     await transports.listen();
-    this.log.info('started', { domain: config.sip.domain, stateDir: config.stateDir, extensions: Object.keys(config.extensions).length });
+    this.log.info('started', { domain: config.sip.domain, stateDir: config.stateDir, extensions: Object.keys(extensions).length });
     // Not awaited: resolving a trunk's host name must not hold up the start (or SIGTERM).
     this.registrationsStarted = this.startRegistrations(transports, stack).catch((e: unknown) =>
       this.log.error('could not start trunk registrations', { reason: (e as Error).message }),
