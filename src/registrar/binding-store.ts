@@ -6,7 +6,8 @@
  */
 import type { Clock } from '../runtime/clock.ts';
 import type { SipUri } from '../sip/message/types.ts';
-import { parseUri, serializeUri, uriEquals } from '../sip/message/uri.ts';
+import { parseUri, serializeUri } from '../sip/message/uri.ts';
+import { uriEquals } from '../sip/message/uri-equals.ts';
 
 /** Where the REGISTER that created a binding came from. */
 export interface BindingSource {

@@ -15,7 +15,8 @@ import { buildRequest, newCallId, newTag } from '../dialog/request-builder.ts';
 import { parseContact, parseUint } from '../message/header-values.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
 import type { SipUri } from '../message/types.ts';
-import { formatHostPort, parseUri, uriEquals } from '../message/uri.ts';
+import { formatHostPort, parseUri } from '../message/uri.ts';
+import { uriEquals } from '../message/uri-equals.ts';
 import type { ClientTransactionHandlers, Destination } from '../transaction/types.ts';
 
 /** Where a registration stands, as `status` shows it. */

@@ -2,7 +2,8 @@ import t from 'tap';
 import { prng } from '../../helpers/prng.ts';
 import { SipParseError } from '../../../src/sip/message/errors.ts';
 import type { SipUri } from '../../../src/sip/message/types.ts';
-import { formatHostPort, isIpv6Reference, parseUri, serializeUri, uriEquals } from '../../../src/sip/message/uri.ts';
+import { formatHostPort, isIpv6Reference, parseUri, serializeUri } from '../../../src/sip/message/uri.ts';
+import { uriEquals } from '../../../src/sip/message/uri-equals.ts';
 
 /** A SipUri as a plain object for deep comparison (Maps become entry arrays). */
 function plain(u: SipUri): Record<string, unknown> {
