@@ -4,6 +4,7 @@ import type { Random } from '../runtime/random.ts';
 import { SipParseError } from './message/errors.ts';
 import { parseVia, serializeVia } from './message/header-values.ts';
 import type { SipMessage, SipRequest } from './message/message.ts';
+import type { Via } from './message/types.ts';
 import { parseMessage } from './message/parser.ts';
 import { serializeMessage } from './message/serialize.ts';
 import { validateRequest, validateResponse } from './message/validate.ts';
@@ -104,13 +105,15 @@ export class SipStack {
       this.transactions.receive(msg, from);
       return;
     }
+    let via: Via;
     try {
-      stampVia(msg, from);
-      validateRequest(msg, { knownMethods: KNOWN_METHODS });
+      ({ via } = validateRequest(msg, { knownMethods: KNOWN_METHODS }));
     } catch (e) {
+      this.rejectUnreadableVia(msg, from);
       this.rejectRequest(msg, e, from);
       return;
     }
+    stampVia(msg, from, via);
     this.transactions.receive(msg, from);
   }
 
@@ -118,15 +121,20 @@ export class SipStack {
     this.counters.rejected++;
     const partial = e instanceof SipParseError ? e.partial : undefined;
     if (partial?.kind === 'request' && partial.method !== 'ACK') {
-      try {
-        stampVia(partial, from);
-      } catch {
-        // The Via itself is unreadable: the reply goes back to the source address.
-      }
+      this.rejectUnreadableVia(partial, from);
       this.rejectRequest(partial, e, from);
       return;
     }
     this.log.warn('dropped unparsable message', { peer: `${from.address}:${from.port}`, reason: errorText(e) });
+  }
+
+  /** Stamps the Via of a request about to be rejected, when the Via can be read at all. */
+  private rejectUnreadableVia(req: SipRequest, from: Destination): void {
+    try {
+      stampVia(req, from);
+    } catch {
+      // The Via itself is unreadable: the reply goes back to the source address.
+    }
   }
 
   /** Answers a request that failed parsing or validation, statelessly (RFC 3261 §8.2). */
@@ -165,18 +173,18 @@ export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER';
  * RFC 3261 §18.2.1: add `received` when the sent-by host is not the packet's source address;
  * RFC 3581 §4: fill in an empty `rport` with the source port (and then always add `received`).
  */
-export function stampVia(req: SipRequest, from: Destination): void {
-  const top = req.headers.getAll('via')[0];
-  if (top === undefined) return;
-  const via = parseVia(top);
+export function stampVia(req: SipRequest, from: Destination, parsed?: Via): void {
+  let via = parsed;
+  if (via === undefined) {
+    const top = req.headers.getAll('via')[0];
+    if (top === undefined) return;
+    via = parseVia(top);
+  }
   const wantsRport = via.rport === null;
   if (via.host.replace(/^\[|\]$/g, '').toLowerCase() === from.address.toLowerCase() && !wantsRport) return;
-  via.params.set('received', from.address);
+  // serializeVia writes received and rport from these typed fields.
   via.received = from.address;
-  if (wantsRport) {
-    via.params.set('rport', String(from.port));
-    via.rport = from.port;
-  }
+  if (wantsRport) via.rport = from.port;
   req.headers.removeFirstValue('via');
   req.headers.prepend('Via', serializeVia(via));
 }
