@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system tools the test suite needs (SIPp, openssl, procps), and only those missing.
+# Installs the system tools the test suite needs (SIPp, openssl, procps, baresip, kamailio,
+# sipvicious), and only those missing.
 # Idempotent: when everything is present it changes nothing and makes no network request.
 set -euo pipefail
 
@@ -8,6 +9,9 @@ declare -A wanted=(
   [sip-tester]=sipp
   [openssl]=openssl
   [procps]=ps
+  [baresip]=baresip
+  [kamailio]=kamailio
+  [sipvicious]=svwar
 )
 
 missing=()
@@ -22,7 +26,7 @@ for pkg in "${!wanted[@]}"; do
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "ci-deps: all present (sipp, openssl, ps)"
+  echo "ci-deps: all present (${!wanted[*]})"
   exit 0
 fi
 
