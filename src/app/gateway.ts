@@ -1,20 +1,27 @@
-import { createSocket } from 'node:dgram';
-import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import type { Config, TrunkConfig } from '../config/config.ts';
+import { join } from 'node:path';
+import { B2bua, type CallSummary } from '../calls/b2bua.ts';
+import { DialPlan } from '../calls/dialplan.ts';
+import type { Config } from '../config/config.ts';
+import { relayedMediaFactory } from '../media/media-session.ts';
+import { RtpRelayFactory } from '../media/rtp-relay.ts';
+import { BindingFile } from '../registrar/binding-file.ts';
+import { BindingStore } from '../registrar/binding-store.ts';
+import { Qualifier, optionsPinger } from '../registrar/qualifier.ts';
 import { Registrar } from '../registrar/registrar.ts';
 import { defaultExtensions } from './default-extensions.ts';
-import type { Clock } from '../runtime/clock.ts';
+import { LocalAddresses } from './local-address.ts';
+import { ResolvedTrunk, localAddressFor, resolveTrunk } from './trunks.ts';
+import type { Clock, TimerHandle } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
+import { SourceGuard } from '../security/source-guard.ts';
 import { DigestServer } from '../sip/auth/digest-server.ts';
 import { SipStack } from '../sip/stack.ts';
 import { TransportLayer } from '../sip/transport/transport-layer.ts';
-import type { Destination } from '../sip/transaction/types.ts';
 import { formatEndpoint, type Endpoint } from '../sip/transport/transport.ts';
 import { ExtensionCredentials, RequestAuthenticator } from '../sip/ua/request-authenticator.ts';
-import { RegistrationClient, splitHostPort, type RegistrationStatus } from '../sip/ua/registration-client.ts';
+import { RegistrationClient, type RegistrationStatus } from '../sip/ua/registration-client.ts';
 import { UasCore } from '../sip/ua/uas-core.ts';
 
 export interface GatewayDeps {
@@ -35,6 +42,12 @@ export class Gateway {
   private registrationsStarted: Promise<void> = Promise.resolve();
   private stopping = false;
   private readonly log: Logger;
+  private bindingFile?: BindingFile;
+  private qualifier?: Qualifier;
+  private relays?: RtpRelayFactory;
+  private calls?: B2bua;
+  private trunks: ResolvedTrunk[] = [];
+  private networkTimer?: TimerHandle;
 
   constructor(
     private readonly config: Config,
@@ -57,8 +70,42 @@ export class Gateway {
       random: deps.random,
     });
     const auth = new RequestAuthenticator({ digest, credentials, logger: deps.logger.child('auth') });
-    const registrar = new Registrar({ clock: deps.clock, logger: deps.logger.child('registrar') });
-    const core = new UasCore({ logger: deps.logger.child('uas'), auth, registrar, userAgent: `${config.sip.userAgent}` });
+
+    // Trunks first: their addresses are trusted sources and the call layer's targets.
+    this.trunks = await Promise.all(
+      config.trunks.map(async (t) => {
+        const { destination, destinations, sources } = await resolveTrunk(t, this.log, deps.random);
+        return new ResolvedTrunk(t, destination, sources, destinations);
+      }),
+    );
+    const guard = new SourceGuard({
+      allowedSources: config.security.allowedSources,
+      maxAuthFailures: config.security.maxAuthFailures,
+      banSeconds: config.security.banSeconds,
+      clock: deps.clock,
+      logger: deps.logger.child('security'),
+      trusted: () => this.trunks.flatMap((t) => t.sources()),
+    });
+
+    // Bindings survive restarts: restored before the sockets open, written before each 200.
+    const store = new BindingStore({ clock: deps.clock });
+    const bindingFile = new BindingFile({
+      path: join(config.stateDir, 'bindings.json'),
+      store,
+      clock: deps.clock,
+      logger: deps.logger.child('registrar'),
+    });
+    const restored = await bindingFile.load();
+    this.bindingFile = bindingFile;
+    const registrar = new Registrar({
+      clock: deps.clock,
+      store,
+      persistence: bindingFile,
+      logger: deps.logger.child('registrar'),
+      minExpires: config.registrar.minExpires,
+      maxExpires: config.registrar.maxExpires,
+      defaultExpires: config.registrar.defaultExpires,
+    });
 
     const tls = config.sip.tls
       ? {
@@ -78,40 +125,127 @@ export class Gateway {
       idleTimeoutMs: config.sip.connectionIdleSeconds * 1000,
       clock: deps.clock,
       logger: deps.logger.child('sip.transport'),
-      onMessage: (bytes, source, connection) => stack?.receive(bytes, source, connection),
+      onMessage: (bytes, source, connection) => {
+        // A banned source is ignored entirely: no answer tells it anything.
+        if (guard.isBanned(source.address)) return;
+        stack?.receive(bytes, source, connection);
+      },
       onStreamError: (source, reason) =>
         this.log.warn('stream framing error, connection closed', { peer: formatEndpoint(source), reason: reason.message }),
+    });
+    const addresses = new LocalAddresses(config.sip.bind, deps.clock);
+    const localEndpoint = (transport: 'udp' | 'tcp' | 'tls', remote: string): { address: string; port: number } => ({
+      address: addresses.facing(remote),
+      port: transports.localEndpoint(transport).port,
+    });
+
+    const extensionNames = Object.keys(extensions);
+    const dialplan = new DialPlan(config.dialplan, {
+      extensions: extensionNames,
+      deviceExtension: config.device.extension,
+      trunks: config.trunks.map((t) => t.name),
+      emergencyNumbers: config.emergencyNumbers,
+    });
+    this.relays = new RtpRelayFactory({
+      bind: config.media.bind,
+      ports: config.media.rtpPorts,
+      clock: deps.clock,
+      logger: deps.logger.child('media'),
+    });
+    let qualifier: Qualifier | undefined;
+    const core = new UasCore({
+      logger: deps.logger.child('uas'),
+      auth,
+      registrar,
+      guard,
+      trunkFor: (source) => this.trunks.find((t) => t.sources().includes(source.address))?.name,
+      userAgent: `${config.sip.userAgent}`,
+      calls: {
+        // The call layer is created once the stack exists; requests cannot arrive before.
+        invite: (req, tx, user) => this.calls!.invite(req, tx, user),
+        inviteFromTrunk: (req, tx, trunk) => this.calls!.inviteFromTrunk(req, tx, trunk),
+        ownsDialog: (req) => this.calls?.ownsDialog(req) ?? false,
+        inDialog: (req, tx) => this.calls!.inDialog(req, tx),
+        ack: (ack, source) => this.calls?.ack(ack, source),
+        cancel: (invite) => this.calls?.cancel(invite),
+        strayResponse: (res, source) => this.calls?.strayResponse(res, source),
+      },
     });
     stack = new SipStack(
       { clock: deps.clock, random: deps.random, logger: deps.logger.child('sip'), transport: transports },
       core,
     );
+    this.calls = new B2bua({
+      transactions: stack.transactions,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger.child('calls'),
+      domain: config.sip.domain,
+      userAgent: config.sip.userAgent,
+      localEndpoint,
+      publicAddress: () => config.media.publicAddress,
+      registrar: { lookup: (user) => registrar.lookup(user) },
+      reachable: (contact) => qualifier?.status(contact) !== 'unreachable',
+      dialplan,
+      deviceExtension: config.device.extension,
+      trunks: this.trunks,
+      extensions,
+      media: relayedMediaFactory(this.relays, { random: deps.random }),
+      noAnswerSeconds: config.calls.noAnswerSeconds,
+      rtpTimeoutSeconds: config.media.rtpTimeoutSeconds,
+      sessionExpires: config.calls.sessionExpires,
+      minSessionExpires: config.calls.minSessionExpires,
+    });
     this.transports = transports;
     this.stack = stack;
     await transports.listen();
-    this.log.info('started', { domain: config.sip.domain, stateDir: config.stateDir, extensions: Object.keys(extensions).length });
+    if (config.registrar.qualifySeconds > 0) {
+      qualifier = new Qualifier({
+        store,
+        intervalSeconds: config.registrar.qualifySeconds,
+        clock: deps.clock,
+        random: deps.random,
+        logger: deps.logger.child('registrar.qualify'),
+        sendOptions: optionsPinger(stack.transactions, {
+          localAddress: localEndpoint,
+          userAgent: config.sip.userAgent,
+          domain: config.sip.domain,
+          random: deps.random,
+        }),
+      });
+      qualifier.start();
+      this.qualifier = qualifier;
+    }
+    this.log.info('started', {
+      domain: config.sip.domain,
+      stateDir: config.stateDir,
+      extensions: extensionNames.length,
+      bindingsRestored: restored,
+    });
     // Not awaited: resolving a trunk's host name must not hold up the start (or SIGTERM).
-    this.registrationsStarted = this.startRegistrations(transports, stack).catch((e: unknown) =>
+    this.registrationsStarted = this.startRegistrations(transports, stack, addresses).catch((e: unknown) =>
       this.log.error('could not start trunk registrations', { reason: (e as Error).message }),
     );
   }
 
   /** One {@link RegistrationClient} per trunk with `register: true`, once the sockets are bound. */
-  private async startRegistrations(transports: TransportLayer, stack: SipStack): Promise<void> {
+  private async startRegistrations(transports: TransportLayer, stack: SipStack, addresses: LocalAddresses): Promise<void> {
     const { config, deps } = this;
-    for (const trunk of config.trunks.filter((t) => t.register)) {
+    for (const trunk of this.trunks.filter((t) => t.config.register)) {
       if (!transports.has(trunk.transport)) {
         this.log.error('trunk transport is not enabled, not registering', { trunk: trunk.name, transport: trunk.transport });
         continue;
       }
-      const destination = await trunkDestination(trunk, this.log);
+      const destination = trunk.destination();
       const local = transports.localEndpoint(trunk.transport);
       const address = await localAddressFor(local.address, destination.address, destination.port);
       if (this.stopping) return;
       const client = new RegistrationClient({
-        trunk,
-        local: { address, port: local.port },
+        trunk: trunk.config,
+        local: { address: config.media.publicAddress ?? address, port: local.port },
         destination,
+        destinations: trunk.destinations,
+        sendRaw: (bytes, dest) => transports.send(bytes, dest),
         transactions: stack.transactions,
         clock: deps.clock,
         random: deps.random,
@@ -121,11 +255,41 @@ export class Gateway {
       this.registrations.push(client);
       client.start();
     }
+    this.watchNetwork(addresses, transports);
+  }
+
+  /**
+   * Re-registers with the trunks when this box's addresses change (DHCP renewal, Wi-Fi to
+   * Ethernet): the Contact the trunk holds would point nowhere.
+   */
+  private watchNetwork(addresses: LocalAddresses, transports: TransportLayer): void {
+    let seen = addresses.fingerprint();
+    const check = (): void => {
+      this.networkTimer = this.deps.clock.setTimer(NETWORK_CHECK_MS, check);
+      const now = addresses.fingerprint();
+      if (now === seen) return;
+      seen = now;
+      this.log.info('local addresses changed, re-registering', { addresses: now });
+      void Promise.all(
+        this.registrations.map(async (client, i) => {
+          const trunk = this.trunks.filter((t) => t.config.register)[i]!;
+          const local = transports.localEndpoint(trunk.transport);
+          const address = await localAddressFor(local.address, trunk.destination().address, trunk.destination().port);
+          client.setLocal({ address: this.config.media.publicAddress ?? address, port: local.port });
+        }),
+      );
+    };
+    this.networkTimer = this.deps.clock.setTimer(NETWORK_CHECK_MS, check);
   }
 
   /** Each trunk registration's state, for `status`. */
   registrationStatus(): RegistrationStatus[] {
     return this.registrations.map((r) => r.status());
+  }
+
+  /** The calls in progress, for `status`. */
+  callStatus(): CallSummary[] {
+    return this.calls?.calls() ?? [];
   }
 
   /** The bound endpoints (actual ports when port 0 was asked for). */
@@ -136,11 +300,14 @@ export class Gateway {
   }
 
   /**
-   * Un-registers from every trunk (best effort, at most {@link UNREGISTER_WAIT_MS}), then closes
-   * the sockets.
+   * Hangs up the calls, un-registers from every trunk (best effort, at most
+   * {@link UNREGISTER_WAIT_MS}), writes the bindings, then closes the sockets.
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.networkTimer?.cancel();
+    this.calls?.close();
+    this.qualifier?.stop();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, UNREGISTER_WAIT_MS);
@@ -152,50 +319,17 @@ export class Gateway {
     });
     await Promise.race([unregister, deadline]);
     clearTimeout(timer);
+    await this.bindingFile?.close().catch((e: unknown) => this.log.error('could not save bindings', { reason: (e as Error).message }));
     this.stack?.transactions.close();
+    this.relays?.closeAll();
     await this.transports?.close();
     this.transports = undefined;
     this.stack = undefined;
   }
 }
 
+/** How often the interface table is compared for address changes. */
+const NETWORK_CHECK_MS = 30_000;
+
 /** How long `stop()` waits for un-registrations before closing the sockets anyway. */
 const UNREGISTER_WAIT_MS = 2_000;
-
-/** Where a trunk's requests go: the outbound proxy or the trunk, with the host name resolved. */
-async function trunkDestination(trunk: TrunkConfig, log: Logger): Promise<Destination> {
-  const defaultPort = trunk.transport === 'tls' ? 5061 : 5060;
-  const { host, port } = trunk.outboundProxy
-    ? (({ host: h, port: p }) => ({ host: h, port: p ?? defaultPort }))(splitHostPort(trunk.outboundProxy))
-    : { host: trunk.host, port: trunk.port };
-  let address = host;
-  if (isIP(host) === 0) {
-    try {
-      address = (await lookup(host)).address;
-    } catch (e) {
-      log.warn('could not resolve trunk host; sending to the name as given', { trunk: trunk.name, host, reason: (e as Error).message });
-    }
-  }
-  // The Request-URI keeps the name (TLS verifies it); only the packets go to the address.
-  return { transport: trunk.transport, address, port };
-}
-
-/**
- * The local address to put in Via and Contact: the bind address, or for a wildcard bind the
- * address the kernel would send from towards the trunk (a connected UDP socket; no packet is
- * sent). Falls back to the bind address when that fails.
- */
-async function localAddressFor(bind: string, remote: string, port: number): Promise<string> {
-  if (bind !== '0.0.0.0' && bind !== '::') return bind;
-  const family = isIP(remote);
-  if (family === 0) return bind;
-  const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
-  try {
-    return await new Promise<string>((resolve) => {
-      socket.once('error', () => resolve(bind));
-      socket.connect(port, remote, () => resolve(socket.address().address));
-    });
-  } finally {
-    socket.close();
-  }
-}

@@ -7,6 +7,12 @@
  * by later versions of this module; unknown keys are errors so that typos do not pass silently.
  */
 
+import type { DialRule } from '../calls/dialplan.ts';
+import { DEFAULT_ALLOWED_SOURCES } from '../security/cidr.ts';
+import { checkSections, isHostName, isObject, show, wholeNumber } from './sections.ts';
+
+export type { DialRule };
+
 export interface TlsConfig {
   /** Port for SIP over TLS; 5061 by default. */
   port: number;
@@ -40,6 +46,58 @@ export interface TrunkConfig {
   expires: number;
   /** A proxy to send every request through (`host` or `host:port`). */
   outboundProxy?: string;
+  /** Seconds between CRLF keep-alives towards the trunk (RFC 5626 §4.4.1); 0 turns them off. */
+  keepAliveSeconds: number;
+  /** Seconds before the first retry of a failed registration; doubles up to `maxRetrySeconds`. */
+  retrySeconds: number;
+  maxRetrySeconds: number;
+  /** The host in From/To of requests to this trunk when it differs from `host`. */
+  domain?: string;
+}
+
+/** RTP relay settings (`media`). */
+export interface MediaConfig {
+  /** Inclusive UDP port range for RTP/RTCP pairs; at least 4 ports. */
+  rtpPorts: [number, number];
+  /** Address the RTP sockets bind to. */
+  bind: string;
+  /** Address written into SDP when the box is behind NAT (otherwise the address facing the peer). */
+  publicAddress?: string;
+  /** `host` or `host:port` of a STUN server used to learn the public address. */
+  stunServer?: string;
+  /** A call whose legs send no RTP for this long is hung up. */
+  rtpTimeoutSeconds: number;
+}
+
+/** Who may talk to the gateway at all, and brute-force protection (`security`). */
+export interface SecurityConfig {
+  /** CIDRs (`192.168.0.0/16`, `fe80::/10`) or single addresses whose packets are accepted; others are dropped. */
+  allowedSources: string[];
+  /** Failed digest authentications from one source before it is banned. */
+  maxAuthFailures: number;
+  banSeconds: number;
+}
+
+/** Registration lifetimes offered to phones (`registrar`). */
+export interface RegistrarConfig {
+  /** Shorter requests get 423 Interval Too Brief (RFC 3261 §10.3 step 7). */
+  minExpires: number;
+  /** Longer requests are shortened to this. */
+  maxExpires: number;
+  /** Used when a REGISTER names no expiry. */
+  defaultExpires: number;
+  /** Seconds between OPTIONS pings to registered phones; 0 turns them off. */
+  qualifySeconds: number;
+}
+
+/** Call timers (`calls`). */
+export interface CallsConfig {
+  /** An unanswered outgoing leg is cancelled after this long. */
+  noAnswerSeconds: number;
+  /** Session-Expires requested on calls (RFC 4028). */
+  sessionExpires: number;
+  /** Min-SE: the smallest session interval accepted (RFC 4028 §5: at least 90). */
+  minSessionExpires: number;
 }
 
 export interface Config {
@@ -64,6 +122,16 @@ export interface Config {
   /** Where registrations and generated secrets are kept; '' means the platform default. */
   stateDir: string;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  /** This device (the analog handset) as a callable number. */
+  device: { extension: string };
+  /** Rules tried in order after emergency numbers; extension numbers match after them. */
+  dialplan: DialRule[];
+  /** Numbers that always go to the first trunk, whatever the dial plan says. */
+  emergencyNumbers: string[];
+  media: MediaConfig;
+  security: SecurityConfig;
+  registrar: RegistrarConfig;
+  calls: CallsConfig;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -80,6 +148,17 @@ export const DEFAULT_CONFIG: Config = {
   trunks: [],
   stateDir: '',
   log: { level: 'info' },
+  device: { extension: '100' },
+  dialplan: [{ match: '*43', to: 'echo' }],
+  emergencyNumbers: ['112', '911', '999'],
+  media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60 },
+  security: {
+    allowedSources: [...DEFAULT_ALLOWED_SOURCES],
+    maxAuthFailures: 10,
+    banSeconds: 900,
+  },
+  registrar: { minExpires: 60, maxExpires: 3600, defaultExpires: 3600, qualifySeconds: 30 },
+  calls: { noAnswerSeconds: 60, sessionExpires: 1800, minSessionExpires: 90 },
 };
 
 /** A config problem, worded for one line: `config: sip.port must be <= 65535 (got 70000)`. */
@@ -92,14 +171,6 @@ export class ConfigError extends Error {
 
 type Json = unknown;
 
-function isObject(v: Json): v is Record<string, Json> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function show(v: Json): string {
-  return JSON.stringify(v) ?? String(v);
-}
-
 /**
  * Merges a parsed JSON document over the defaults and checks every key. Throws
  * {@link ConfigError} listing every problem, each naming the key, the rule and the value.
@@ -109,7 +180,7 @@ export function resolveConfig(input: Json): Config {
   const cfg: Config = structuredClone(DEFAULT_CONFIG);
   if (!isObject(input)) throw new ConfigError([`the file must hold a JSON object (got ${show(input)})`]);
 
-  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log']);
+  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls']);
   for (const key of Object.keys(input)) if (!allowed.has(key)) problems.push(`${key} is not a known setting`);
 
   const sip = input.sip;
@@ -213,6 +284,8 @@ export function resolveConfig(input: Json): Config {
     }
   }
 
+  checkSections(input, cfg, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
 }
@@ -243,7 +316,10 @@ function checkTls(v: Json, problems: string[]): TlsConfig | undefined {
   return { port, cert: v.cert, key: v.key, ...(typeof v.ca === 'string' ? { ca: v.ca } : {}) };
 }
 
-const TRUNK_KEYS = ['name', 'host', 'port', 'transport', 'username', 'authUsername', 'password', 'register', 'expires', 'outboundProxy'];
+const TRUNK_KEYS = [
+  'name', 'host', 'port', 'transport', 'username', 'authUsername', 'password', 'register', 'expires', 'outboundProxy',
+  'keepAliveSeconds', 'retrySeconds', 'maxRetrySeconds', 'domain',
+];
 
 function checkTrunk(v: Json, key: string, problems: string[]): TrunkConfig | undefined {
   if (!isObject(v)) {
@@ -277,6 +353,14 @@ function checkTrunk(v: Json, key: string, problems: string[]): TrunkConfig | und
   if (typeof expires !== 'number' || !Number.isInteger(expires) || expires < 60 || expires > 86_400) {
     problems.push(`${key}.expires must be a whole number of seconds from 60 to 86400 (got ${show(expires)})`);
   }
+  const keepAliveSeconds = v.keepAliveSeconds === undefined ? 30 : wholeNumber(v.keepAliveSeconds, `${key}.keepAliveSeconds`, 0, 3600, problems);
+  const retrySeconds = v.retrySeconds === undefined ? 30 : wholeNumber(v.retrySeconds, `${key}.retrySeconds`, 1, 3600, problems);
+  const maxRetrySeconds = v.maxRetrySeconds === undefined ? 600 : wholeNumber(v.maxRetrySeconds, `${key}.maxRetrySeconds`, 1, 86_400, problems);
+  if (retrySeconds !== undefined && maxRetrySeconds !== undefined && maxRetrySeconds < retrySeconds) {
+    problems.push(`${key}.maxRetrySeconds must be >= retrySeconds (got ${maxRetrySeconds} < ${retrySeconds})`);
+  }
+  const domain = v.domain;
+  if (domain !== undefined && !isHostName(domain)) problems.push(`${key}.domain must be a host name (got ${show(domain)})`);
   if (problems.length > before) return undefined;
   return {
     name: name!,
@@ -289,5 +373,11 @@ function checkTrunk(v: Json, key: string, problems: string[]): TrunkConfig | und
     register: register as boolean,
     expires: expires as number,
     ...(outboundProxy ? { outboundProxy } : {}),
+    keepAliveSeconds: keepAliveSeconds!,
+    retrySeconds: retrySeconds!,
+    maxRetrySeconds: maxRetrySeconds!,
+    ...(typeof domain === 'string' ? { domain: domain.toLowerCase() } : {}),
   };
 }
+
+export { isCidr, isIpAddress } from './sections.ts';

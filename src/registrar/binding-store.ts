@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../runtime/clock.ts';
 import type { SipUri } from '../sip/message/types.ts';
-import { parseUri, serializeUri } from '../sip/message/uri.ts';
+import { ipv6Words, isIpv6Reference, parseUri, serializeUri } from '../sip/message/uri.ts';
 import { uriEquals } from '../sip/message/uri-equals.ts';
 
 /** Where the REGISTER that created a binding came from. */
@@ -77,9 +77,26 @@ export type ApplyFailure =
   /** A new address of record would exceed `maxAors`. */
   | 'too-many-aors';
 
-export type ApplyResult =
-  | { ok: true; bindings: Binding[] }
-  | { ok: false; reason: ApplyFailure; message: string };
+/** A change {@link BindingStore.apply} committed. */
+export interface AppliedChange {
+  ok: true;
+  /** The bindings of the address of record afterwards, highest q first. */
+  bindings: Binding[];
+  /**
+   * Whether a binding was added or removed, or a binding moved to a new contact URI (the
+   * registrar makes these durable before answering). False for a pure refresh of existing
+   * bindings, a query, or a removal of nothing.
+   */
+  changed: boolean;
+  /**
+   * Puts the address of record back as it was before this change (RFC 3261 §10.3 step 7: when
+   * the back-end commit fails "all tentative binding updates MUST be removed"). Does nothing and
+   * returns false when a later change has touched the address of record since; true when undone.
+   */
+  undo(): boolean;
+}
+
+export type ApplyResult = AppliedChange | { ok: false; reason: ApplyFailure; message: string };
 
 export interface BindingStoreOptions {
   clock: Clock;
@@ -106,6 +123,21 @@ export function canonicalAor(uri: SipUri): SipUri {
   if (uri.user !== undefined) out.user = uri.user;
   if (uri.port !== undefined) out.port = uri.port;
   return out;
+}
+
+/**
+ * The map key of a canonical address of record. Canonical URIs carry no parameters, headers or
+ * password, so RFC 3261 §19.1.4 equality reduces to: user and port equal, host equal ignoring
+ * case (IPv6 references by value). One map lookup then finds an AOR however it was written.
+ */
+function aorKey(canonical: SipUri): string {
+  let host = canonical.host.toLowerCase();
+  if (isIpv6Reference(host)) {
+    const inner = host.slice(1, -1);
+    const words = ipv6Words(inner.includes(':::') ? inner.replace(':::', '::') : inner);
+    if (words) host = `[${words.map((w) => w.toString(16)).join(':')}]`;
+  }
+  return `${canonical.user === undefined ? '\u0001' : canonical.user}\u0000${host}\u0000${canonical.port ?? ''}`;
 }
 
 function qOrder(b: BindingRecord): number {
@@ -159,6 +191,7 @@ export class BindingStore {
     const current = entry ? this.live(entry, now) : [];
     const next: BindingRecord[] = [...current];
     const added = new Set<BindingRecord>();
+    let changed = false;
 
     const outOfOrder = (b: BindingRecord): boolean => b.callId === change.callId && b.cseq >= change.cseq;
     const refused = (b: BindingRecord): ApplyResult => ({
@@ -173,6 +206,7 @@ export class BindingStore {
       // aborted and the request fails."
       const stale = current.find(outOfOrder);
       if (stale) return refused(stale);
+      changed = current.length > 0;
       next.length = 0;
     } else {
       for (const c of change.contacts) {
@@ -187,8 +221,13 @@ export class BindingStore {
         const rest = next.filter((b) => !matches.includes(b));
         if (c.expires > 0) {
           const record = this.record(aorUri, c, change, now);
+          // A refresh keeps exactly one binding at the same contact; anything else adds,
+          // merges or moves bindings.
+          if (matches.length !== 1 || matches[0]!.contact !== record.contact) changed = true;
           added.add(record);
           rest.splice(Math.min(at, rest.length), 0, record);
+        } else if (matches.length > 0) {
+          changed = true;
         }
         next.length = 0;
         next.push(...rest);
@@ -208,8 +247,9 @@ export class BindingStore {
         return { ok: false, reason: 'too-many-aors', message: `at most ${this.maxAors} addresses of record` };
       }
     }
+    const before = entry?.bindings;
     this.commit(aorUri, entry, next);
-    return { ok: true, bindings: byQ(next) };
+    return { ok: true, bindings: byQ(next), changed, undo: () => this.undo(aorUri, before, next) };
   }
 
   /**
@@ -263,7 +303,7 @@ export class BindingStore {
     const now = this.clock.wallNow();
     const out: BindingRecord[] = [];
     for (const entry of this.aors.values()) {
-      for (const b of this.live(entry, now)) out.push(structuredClone(b));
+      for (const b of this.live(entry, now)) out.push(copyRecord(b));
     }
     return out;
   }
@@ -315,25 +355,44 @@ export class BindingStore {
   }
 
   private find(canonical: SipUri): AorEntry | undefined {
-    const hit = this.aors.get(serializeUri(canonical));
-    if (hit) return hit;
-    for (const entry of this.aors.values()) if (uriEquals(entry.uri, canonical)) return entry;
-    return undefined;
+    return this.aors.get(aorKey(canonical));
   }
 
   private live(entry: AorEntry, now: number): BindingRecord[] {
     return entry.bindings.filter((b) => b.expiresAt > now);
   }
 
+  /** See {@link AppliedChange.undo}: restores `before` only while `applied` is still current. */
+  private undo(aorUri: SipUri, before: BindingRecord[] | undefined, applied: BindingRecord[]): boolean {
+    const entry = this.find(aorUri);
+    const current = entry?.bindings;
+    // An emptied address of record is deleted, so "still current" means absent.
+    if (applied.length === 0 ? current !== undefined : current !== applied) return false;
+    this.commit(aorUri, entry, before ?? []);
+    return true;
+  }
+
   private commit(uri: SipUri, entry: AorEntry | undefined, bindings: BindingRecord[]): void {
     if (entry) {
       if (bindings.length === 0) this.aors.delete(entry.key);
-      else entry.bindings = bindings;
+      // Keeping the array when nothing changed lets undo() tell whether anyone touched it.
+      else if (!sameRecords(entry.bindings, bindings)) entry.bindings = bindings;
     } else if (bindings.length > 0) {
-      const key = serializeUri(uri);
+      const key = aorKey(uri);
       this.aors.set(key, { uri, key, bindings });
     }
   }
+}
+
+function sameRecords(a: readonly BindingRecord[], b: readonly BindingRecord[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+function copyRecord(b: BindingRecord): BindingRecord {
+  const out: BindingRecord = { ...b };
+  if (b.source) out.source = { ...b.source };
+  if (b.path) out.path = [...b.path];
+  return out;
 }
 
 function isString(v: unknown): v is string {

@@ -4,7 +4,7 @@
  * or SIPS URI owned by the authenticated user); this file does steps 6-8.
  */
 import type { Clock } from '../runtime/clock.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { LogFields, Logger } from '../runtime/logger.ts';
 import { buildResponse } from '../sip/dialog/request-builder.ts';
 import {
   parseContact,
@@ -22,7 +22,7 @@ import { parseUri, serializeUri } from '../sip/message/uri.ts';
 import type { Destination } from '../sip/transaction/types.ts';
 import type { RegisterHandler } from '../sip/ua/uas-core.ts';
 import { BindingStore } from './binding-store.ts';
-import type { Binding, BindingSource, ContactChange } from './binding-store.ts';
+import type { AppliedChange, Binding, BindingSource, ContactChange } from './binding-store.ts';
 
 export interface RegistrarOptions {
   clock: Clock;
@@ -35,6 +35,22 @@ export interface RegistrarOptions {
   minExpires?: number;
   /** Longer lifetimes are shortened to this (default 3600 s). */
   maxExpires?: number;
+  /**
+   * Where bindings are made durable (a {@link BindingFile} in the gateway). Without it the
+   * registrar is purely in memory and always answers synchronously.
+   */
+  persistence?: RegistrarPersistence;
+  /** Retry-After (seconds) of the 500 sent when persisting a change failed (default 5). */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * The durability the registrar asks for. `commit` resolves once every change made before the call
+ * is on disk and rejects when the write failed; `markDirty` asks for a write some time soon.
+ */
+export interface RegistrarPersistence {
+  commit(): Promise<void>;
+  markDirty(): void;
 }
 
 /** A request the registrar refuses: the status, reason phrase and any extra header fields. */
@@ -76,6 +92,8 @@ export class Registrar implements RegisterHandler {
   private readonly defaultExpires: number;
   private readonly minExpires: number;
   private readonly maxExpires: number;
+  private readonly persistence: RegistrarPersistence | undefined;
+  private readonly retryAfter: number;
 
   constructor(opts: RegistrarOptions) {
     this.clock = opts.clock;
@@ -84,6 +102,8 @@ export class Registrar implements RegisterHandler {
     this.maxExpires = opts.maxExpires ?? 3600;
     this.minExpires = Math.min(opts.minExpires ?? 60, this.maxExpires);
     this.defaultExpires = Math.min(opts.defaultExpires ?? 3600, this.maxExpires);
+    this.persistence = opts.persistence;
+    this.retryAfter = opts.retryAfterSeconds ?? 5;
   }
 
   /**
@@ -91,10 +111,16 @@ export class Registrar implements RegisterHandler {
    * 200 with every current binding, 400 for a malformed or contradictory request, 423 with
    * Min-Expires, 500 for an out-of-order request (step 7), 403 when the bounds are reached.
    *
+   * With {@link RegistrarOptions.persistence}, a request that adds or removes a binding is
+   * answered with a Promise: the 200 comes once the change is durable, so an answered binding
+   * survives a crash. If the write fails, the change is undone (§10.3 step 7: "all tentative
+   * binding updates MUST be removed") and the answer is 500 with Retry-After. A pure refresh,
+   * a query and every refusal are answered synchronously; a refresh is written lazily.
+   *
    * @param username the authenticated user; the core checked it owns the To URI.
    * @param source where the request came from; taken from the top Via when not given.
    */
-  register(req: SipRequest, username: string, source?: Destination): SipResponse {
+  register(req: SipRequest, username: string, source?: Destination): SipResponse | Promise<SipResponse> {
     try {
       return this.process(req, username, source);
     } catch (err) {
@@ -133,7 +159,7 @@ export class Registrar implements RegisterHandler {
     return this.store.count();
   }
 
-  private process(req: SipRequest, username: string, source: Destination | undefined): SipResponse {
+  private process(req: SipRequest, username: string, source: Destination | undefined): SipResponse | Promise<SipResponse> {
     let aor: SipUri;
     try {
       aor = parseNameAddr(req.headers.get('to') ?? '').uri;
@@ -166,16 +192,34 @@ export class Registrar implements RegisterHandler {
         if (result.reason === 'out-of-order') throw new Refusal(500, 'Out of Order Registration');
         throw new Refusal(403, result.reason === 'too-many-bindings' ? 'Too Many Registered Contacts' : 'Registrar Full');
       }
-      this.logger?.info('registration updated', {
-        user: username,
-        aor: serializeUri(aor),
-        bindings: result.bindings.length,
-        callId,
-      });
+      const fields = { user: username, aor: serializeUri(aor), bindings: result.bindings.length, callId };
+      if (this.persistence && result.changed) {
+        return this.persistence.commit().then(
+          () => {
+            this.logger?.info('registration updated', fields);
+            return this.ok(req, result.bindings);
+          },
+          (err: unknown) => this.persistFailed(req, result, fields, err),
+        );
+      }
+      if (this.persistence) this.persistence.markDirty();
+      this.logger?.[result.changed ? 'info' : 'debug']('registration updated', fields);
       return this.ok(req, result.bindings);
     }
     // §10.3 step 8 for a query: no Contact, nothing changes, the bindings are listed.
     return this.ok(req, this.store.bindings(aor));
+  }
+
+  /** The write of a new or removed binding failed: undo it when nobody changed the AOR since, answer 500. */
+  private persistFailed(req: SipRequest, result: AppliedChange, fields: LogFields, err: unknown): SipResponse {
+    const undone = result.undo();
+    this.logger?.error(
+      undone
+        ? 'could not persist registration; change undone'
+        : 'could not persist registration; a later change superseded it, binding kept in memory',
+      { ...fields, error: err instanceof Error ? err.message : String(err) },
+    );
+    return buildResponse(req, 500, 'Server Internal Error', { headers: [['Retry-After', String(this.retryAfter)]] });
   }
 
   private contactValues(req: SipRequest): ContactValue[] {

@@ -33,6 +33,13 @@ export interface StartOptions {
   startTimeoutMs?: number;
   /** Extra environment for the child. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Use this state directory (e.g. a previous run's, to test persistence) instead of a fresh
+   * temporary one; a given directory is left in place when the child exits.
+   */
+  stateDir?: string;
+  /** Use this SIP port instead of a free one (no retry on a bind race then). */
+  port?: number;
 }
 
 export interface ExitStatus {
@@ -55,7 +62,8 @@ export interface GatewayProcess {
   readonly exited: Promise<ExitStatus>;
   /**
    * Sends SIGTERM and waits up to `timeoutMs` (default 5000) for the exit; past that, SIGKILLs
-   * it and reports `signal: 'SIGKILL'`. The state directory is removed whenever the child exits.
+   * it and reports `signal: 'SIGKILL'`. A temporary state directory is removed whenever the child
+   * exits (one passed as `StartOptions.stateDir` is kept).
    */
   stop(timeoutMs?: number): Promise<ExitStatus>;
   /** SIGKILL without waiting; safe to call after exit. */
@@ -120,8 +128,8 @@ class BindRace extends Error {}
 
 async function startOnce(opts: StartOptions): Promise<GatewayProcess> {
   const host = opts.host ?? '127.0.0.1';
-  const port = await freePort(host);
-  const stateDir = mkdtempSync(join(tmpdir(), 'hookswitch-state-'));
+  const port = opts.port ?? (await freePort(host));
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'hookswitch-state-'));
   const entry = resolvePath(
     REPO_ROOT,
     opts.entry ?? (opts.bundle ? join('dist', 'hookswitch.mjs') : (process.env.HOOKSWITCH_ENTRY || join('src', 'cli', 'main.ts'))),
@@ -168,14 +176,16 @@ async function startOnce(opts: StartOptions): Promise<GatewayProcess> {
   ]);
   clearTimeout(timer);
 
-  const cleanupDir = () => rmSync(stateDir, { recursive: true, force: true });
+  const cleanupDir = () => {
+    if (opts.stateDir === undefined) rmSync(stateDir, { recursive: true, force: true });
+  };
   if (outcome !== 'listening') {
     child.kill('SIGKILL');
     await exited;
     cleanupDir();
     const what = outcome === 'timeout' ? `did not log "listening" within ${timeoutMs} ms` : `exited (code ${outcome.code}, signal ${outcome.signal})`;
     const message = `gateway ${argv.join(' ')} ${what}; stderr:\n${stderr}`;
-    if (outcome !== 'timeout' && outcome.code === 2 && /EADDRINUSE|in use/i.test(stderr)) throw new BindRace(message);
+    if (outcome !== 'timeout' && outcome.code === 2 && /EADDRINUSE|in use/i.test(stderr) && opts.port === undefined) throw new BindRace(message);
     throw new Error(message);
   }
 
@@ -314,4 +324,44 @@ export function findExecutable(name: string): string | null {
 export function inCI(): boolean {
   const v = process.env.CI;
   return v !== undefined && v !== '' && v !== 'false' && v !== '0';
+}
+
+/** SIPp's cumulative counters at the end of a run, from its -trace_stat CSV. */
+export interface SippStats {
+  created: number;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  /** FailedUnexpectedMessage(C): a response the scenario did not expect. */
+  unexpected: number;
+  /** Seconds from SIPp's start to the last statistics line (ElapsedTime(C)). */
+  elapsedSeconds: number;
+  /** Every non-zero Failed*(C) counter, e.g. FailedRegexpHdrNotFound. */
+  failureKinds: Record<string, number>;
+}
+
+/** Parses the last line of SIPp's `-trace_stat` CSV (`;`-separated), or null without data. */
+export function parseSippStats(csv: string): SippStats | null {
+  const rows = csv
+    .split('\n')
+    .filter((l) => l.includes(';'))
+    .map((l) => l.split(';'));
+  if (rows.length < 2) return null;
+  const head = rows[0]!;
+  const last = rows[rows.length - 1]!;
+  const get = (name: string) => Number(last[head.indexOf(name)] ?? NaN);
+  const failureKinds: Record<string, number> = {};
+  head.forEach((name, i) => {
+    if (/^Failed.+\(C\)$/.test(name) && Number(last[i]) > 0) failureKinds[name] = Number(last[i]);
+  });
+  const elapsed = /(\d+):(\d+):(\d+)(?::(\d+))?/.exec(last[head.indexOf('ElapsedTime(C)')] ?? '');
+  return {
+    created: get('TotalCallCreated'),
+    successful: get('SuccessfulCall(C)'),
+    failed: get('FailedCall(C)'),
+    retransmissions: get('Retransmissions(C)'),
+    unexpected: get('FailedUnexpectedMessage(C)'),
+    elapsedSeconds: elapsed ? Number(elapsed[1]) * 3600 + Number(elapsed[2]) * 60 + Number(elapsed[3]) + Number(elapsed[4] ?? 0) / 1_000_000 : NaN,
+    failureKinds,
+  };
 }

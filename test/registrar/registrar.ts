@@ -41,6 +41,12 @@ function register(r: Reg = {}): SipRequest {
   return createRequest('REGISTER', 'sip:example.net', fields);
 }
 
+/** The answer of a registrar without persistence, which is always synchronous. */
+function sync(res: SipResponse | Promise<SipResponse>): SipResponse {
+  if (res instanceof Promise) throw new Error('expected a synchronous answer');
+  return res;
+}
+
 function setup(opts: { maxExpires?: number; minExpires?: number; maxBindingsPerAor?: number } = {}) {
   const clock = new ManualClock();
   const store = new BindingStore({ clock, ...(opts.maxBindingsPerAor ? { maxBindingsPerAor: opts.maxBindingsPerAor } : {}) });
@@ -270,6 +276,14 @@ const CASES: Case[] = [
     bindings: [`${UA1} expires=3599`],
   },
   {
+    name: 'the AOR is canonical: an IPv6 host matches however it is written',
+    before: [{ contacts: [`<${UA1}>`], to: 'sip:alice@[2001:db8::1]' }],
+    req: { to: 'sip:alice@[2001:DB8:0:0::1]' },
+    status: 200,
+    contacts: [`<${UA1}>;expires=3600`],
+    bindings: [],
+  },
+  {
     name: 'a malformed Contact is a 400',
     req: { contacts: ['<sip:alice@192.0.2.1'] },
     status: 400,
@@ -291,10 +305,10 @@ t.test('REGISTER processing (RFC 3261 §10.3 steps 6-8)', async (t) => {
       const { clock, registrar } = setup();
       for (const b of c.before ?? []) {
         if (b.advanceMs) clock.advance(b.advanceMs);
-        t.equal(registrar.register(register(b), 'alice').status, 200, 'setup request accepted');
+        t.equal(sync(registrar.register(register(b), 'alice')).status, 200, 'setup request accepted');
       }
       if (c.advanceMs) clock.advance(c.advanceMs);
-      const res = registrar.register(register(c.req), 'alice');
+      const res = sync(registrar.register(register(c.req), 'alice'));
       t.equal(res.status, c.status, 'status');
       if (c.contacts) t.same(contactsOf(res), c.contacts, 'response Contact values');
       for (const [name, value] of Object.entries(c.headers ?? {})) t.equal(res.headers.get(name), value, name);
@@ -307,20 +321,20 @@ t.test('REGISTER processing (RFC 3261 §10.3 steps 6-8)', async (t) => {
 t.test('limits and configuration', async (t) => {
   t.test('more bindings than the per-AOR bound is refused with 403 and changes nothing', async (t) => {
     const { clock, registrar } = setup({ maxBindingsPerAor: 2 });
-    t.equal(registrar.register(register({ contacts: [`<${UA1}>`, `<${UA2}>`] }), 'alice').status, 200);
-    const res = registrar.register(register({ contacts: ['<sip:alice@192.0.2.99>'], cseq: 2 }), 'alice');
+    t.equal(sync(registrar.register(register({ contacts: [`<${UA1}>`, `<${UA2}>`] }), 'alice')).status, 200);
+    const res = sync(registrar.register(register({ contacts: ['<sip:alice@192.0.2.99>'], cseq: 2 }), 'alice'));
     t.equal(res.status, 403);
     t.same(state(registrar, clock), [`${UA1} expires=3600`, `${UA2} expires=3600`]);
     // Refreshing the bindings already held is still allowed at the bound.
-    t.equal(registrar.register(register({ contacts: [`<${UA1}>`], cseq: 3 }), 'alice').status, 200);
+    t.equal(sync(registrar.register(register({ contacts: [`<${UA1}>`], cseq: 3 }), 'alice')).status, 200);
   });
 
   t.test('maxExpires and minExpires are configurable', async (t) => {
     const { registrar } = setup({ maxExpires: 300, minExpires: 120 });
-    const short = registrar.register(register({ contacts: [`<${UA1}>`], expires: '100' }), 'alice');
+    const short = sync(registrar.register(register({ contacts: [`<${UA1}>`], expires: '100' }), 'alice'));
     t.equal(short.status, 423);
     t.equal(short.headers.get('min-expires'), '120');
-    const long = registrar.register(register({ contacts: [`<${UA1}>`], cseq: 2 }), 'alice');
+    const long = sync(registrar.register(register({ contacts: [`<${UA1}>`], cseq: 2 }), 'alice'));
     t.same(contactsOf(long), [`<${UA1}>;expires=300`], 'the default is capped too');
   });
 
@@ -334,7 +348,7 @@ t.test('limits and configuration', async (t) => {
         ['Path', '<sip:edge.example.net;lr>'],
       ],
     });
-    registrar.register(req, 'alice', { transport: 'tcp', address: '198.51.100.9', port: 41000 });
+    sync(registrar.register(req, 'alice', { transport: 'tcp', address: '198.51.100.9', port: 41000 }));
     const [b] = registrar.lookup('alice');
     t.match(b, {
       aor: AOR,
@@ -345,7 +359,7 @@ t.test('limits and configuration', async (t) => {
       path: ['<sip:edge.example.net;lr>'],
       source: { transport: 'tcp', address: '198.51.100.9', port: 41000 },
     });
-    registrar.register(register({ contacts: [`<${UA2}>`], cseq: 4 }), 'alice');
+    sync(registrar.register(register({ contacts: [`<${UA2}>`], cseq: 4 }), 'alice'));
     t.same(
       registrar.lookup(AOR).find((x) => x.contact === UA2)?.source,
       { transport: 'udp', address: '198.51.100.7', port: 40000 },
@@ -355,9 +369,9 @@ t.test('limits and configuration', async (t) => {
 
   t.test('lookup by user spans domains; by AOR it does not; count() counts live bindings', async (t) => {
     const { clock, registrar } = setup();
-    registrar.register(register({ contacts: [`<${UA1}>;expires=60`] }), 'alice');
-    registrar.register(register({ contacts: [`<${UA2}>;q=0.5`], to: 'sip:alice@192.0.2.1' }), 'alice');
-    registrar.register(register({ contacts: ['<sip:bob@192.0.2.50>'], to: 'sip:bob@example.net' }), 'bob');
+    sync(registrar.register(register({ contacts: [`<${UA1}>;expires=60`] }), 'alice'));
+    sync(registrar.register(register({ contacts: [`<${UA2}>;q=0.5`], to: 'sip:alice@192.0.2.1' }), 'alice'));
+    sync(registrar.register(register({ contacts: ['<sip:bob@192.0.2.50>'], to: 'sip:bob@example.net' }), 'bob'));
     t.same(registrar.lookup('alice').map((b) => b.contact), [UA1, UA2]);
     t.same(registrar.lookup('sip:alice@192.0.2.1').map((b) => b.contact), [UA2]);
     t.same(registrar.lookup(parseUri('sip:bob@example.net;transport=udp')).map((b) => b.contact), ['sip:bob@192.0.2.50']);
@@ -371,10 +385,10 @@ t.test('limits and configuration', async (t) => {
 
 t.test('snapshot and restore keep the remaining lifetime', async (t) => {
   const { clock, registrar } = setup();
-  registrar.register(
+  sync(registrar.register(
     register({ contacts: [`<${UA1}>;q=0.5;+sip.instance=${INSTANCE};reg-id=1`, `<${UA2}>;expires=100`], extra: [['User-Agent', 'x']] }),
     'alice',
-  );
+  ));
   clock.advance(40_000);
   const records: BindingRecord[] = JSON.parse(JSON.stringify(registrar.store.snapshot()));
   t.equal(records.length, 2);
@@ -388,9 +402,9 @@ t.test('snapshot and restore keep the remaining lifetime', async (t) => {
   t.same(state(restored, later), [`${UA2} expires=30`, `${UA1} expires=3530`]);
   t.same(store.snapshot(), records, 'the records round-trip unchanged');
 
-  const res = restored.register(register({ cseq: 1 }), 'alice');
+  const res = sync(restored.register(register({ cseq: 1 }), 'alice'));
   t.same(contactsOf(res), [`<${UA2}>;expires=30`, `<${UA1}>;expires=3530;q=0.5;+sip.instance=${INSTANCE};reg-id=1`]);
-  t.equal(restored.register(register({ contacts: [`<${UA1}>`], cseq: 1 }), 'alice').status, 500, 'CSeq state survives');
+  t.equal(sync(restored.register(register({ contacts: [`<${UA1}>`], cseq: 1 }), 'alice')).status, 500, 'CSeq state survives');
 
   t.equal(store.restore(records, later.wallNow() + 3_600_000), 0, 'records expired at restore time are dropped');
   t.equal(store.count(), 0);
@@ -445,7 +459,7 @@ t.test('RFC 4475 REGISTER torture messages', async (t) => {
     t.test(c.name, async (t) => {
       const { registrar } = setup();
       let res: SipResponse | undefined;
-      for (const f of c.fixtures) res = registrar.register(torture(f), c.user);
+      for (const f of c.fixtures) res = sync(registrar.register(torture(f), c.user));
       t.equal(res?.status, 200);
       t.same(
         registrar.lookup(c.aor).map((b) => b.contact),

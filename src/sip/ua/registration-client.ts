@@ -1,7 +1,11 @@
 /**
  * The gateway's registration with an upstream trunk (RFC 3261 §10.2): REGISTER with Digest
  * authentication (§22.2), refresh before expiry (§10.2.4), 423 handling (§10.2.8), retry with
- * backoff after a failure, and un-registration with `Expires: 0` on stop (§10.2.2).
+ * backoff after a failure, and un-registration with `Expires: 0` on stop (§10.2.2). While
+ * registered it keeps the path alive (CRLF on TCP/TLS, OPTIONS on UDP, see keep-alive.ts);
+ * a failed keep-alive or refresh means the server restarted or the path is gone, and the
+ * client registers again at once, then backs off. Several resolved servers (RFC 3263 §4.3)
+ * are tried in turn when one does not answer.
  *
  * Pure: requests go out through the injected transaction layer, time comes from the injected
  * Clock, cnonces, tags and the Call-ID from the injected Random. No sockets, no real timers.
@@ -18,6 +22,7 @@ import type { SipUri } from '../message/types.ts';
 import { formatHostPort, parseUri } from '../message/uri.ts';
 import { uriEquals } from '../message/uri-equals.ts';
 import type { ClientTransactionHandlers, Destination } from '../transaction/types.ts';
+import { crlfPinger, KeepAlive, sendOptionsPing } from './keep-alive.ts';
 
 /** Where a registration stands, as `status` shows it. */
 export type RegistrationState = 'registering' | 'registered' | 'failed' | 'stopped';
@@ -43,11 +48,23 @@ export interface RegistrationTransactions {
   sendRequest(request: SipRequest, dest: Destination, handlers: ClientTransactionHandlers): unknown;
 }
 
-/** The trunk settings the client uses. */
+/**
+ * The trunk settings the client uses. The robustness settings are optional here (defaults in
+ * brackets) so that tests and older configs need not spell them out.
+ */
 export type RegistrationTrunk = Pick<
   TrunkConfig,
   'name' | 'host' | 'port' | 'transport' | 'username' | 'authUsername' | 'password' | 'expires' | 'outboundProxy'
->;
+> & {
+  /** Seconds between keep-alives while registered [30]; 0 turns them off. */
+  keepAliveSeconds?: number;
+  /** First retry delay after a failure [30], doubled per failure up to `maxRetrySeconds`. */
+  retrySeconds?: number;
+  /** Longest retry delay [600]. */
+  maxRetrySeconds?: number;
+  /** Host of the Request-URI, From and To [host]; `host` (or the proxy) still receives the requests. */
+  domain?: string;
+};
 
 export interface RegistrationClientOptions {
   trunk: RegistrationTrunk;
@@ -63,18 +80,41 @@ export interface RegistrationClientOptions {
    * host and port. The composition root passes a resolved IP address here.
    */
   destination?: Destination;
+  /**
+   * Every resolved candidate, most preferred first (`resolveTarget` in transport/resolver.ts).
+   * When a REGISTER times out or cannot be sent, the next one is tried (RFC 3263 §4.3); a new
+   * attempt after a failure starts again at the first. Takes precedence over `destination`.
+   */
+  destinations?: Destination[];
+  /**
+   * Writes raw bytes to a destination (the TransportLayer's `send`): used for CRLFCRLF
+   * keep-alives on TCP/TLS. Without it, TCP/TLS keep-alives are OPTIONS requests too.
+   */
+  sendRaw?: (bytes: Buffer, dest: Destination) => Promise<void>;
+  /**
+   * The open TCP/TLS connection to a destination, if any. With it, a CRLF keep-alive fails when
+   * the connection that carried the registration closed (a restarted registrar forgets
+   * bindings of its old connections, RFC 5626 §4.4), even when a new one would open.
+   */
+  connectionTo?: (dest: Destination) => string | undefined;
   /** User-Agent header value. */
   userAgent?: string;
-  /** First retry delay after a failure (default 30 s), doubled per failure up to `maxRetryMs`. */
+  /** First retry delay after a failure (default `trunk.retrySeconds`, else 30 s), doubled per failure up to `maxRetryMs`. */
   initialRetryMs?: number;
-  /** Longest retry delay (default 10 min). */
+  /** Longest retry delay (default `trunk.maxRetrySeconds`, else 10 min). */
   maxRetryMs?: number;
+  /** How long one keep-alive may take before it counts as failed (default 5 s). */
+  keepAliveTimeoutMs?: number;
 }
 
 /** Shortest refresh interval, unless the binding itself is shorter (then expiry − 5 s). */
 const MIN_REFRESH_S = 30;
 /** Fraction of a retry delay that jitter may remove, so that many gateways do not retry in step. */
 const JITTER = 0.25;
+/** Fraction of a refresh delay that jitter may remove (refreshes only ever come earlier). */
+const REFRESH_JITTER = 0.1;
+/** Default seconds between keep-alives: under common UDP NAT timeouts and the 32 s idle close of our TCP/TLS connections. */
+const DEFAULT_KEEPALIVE_S = 30;
 /** Consecutive `stale=true` challenges answered in one attempt before giving up (a looping server). */
 const MAX_STALE_RETRIES = 2;
 
@@ -96,10 +136,17 @@ export class RegistrationClient {
   private readonly log: Logger;
   private readonly digest: DigestClient;
   private readonly requestUri: string;
+  private readonly domain: string;
   private readonly aor: string;
-  private readonly contact: string;
-  private readonly contactUri: SipUri;
-  private readonly destination: Destination;
+  private local: { address: string; port: number };
+  private contact = '';
+  private contactUri!: SipUri;
+  private readonly destinations: Destination[];
+  /** The candidate requests go to now. */
+  private destIndex = 0;
+  /** Candidates tried by the current attempt (RFC 3263 §4.3 failover). */
+  private triedInAttempt = 1;
+  private keepAlive: KeepAlive | undefined;
   private readonly callId: string;
   private readonly fromTag: string;
   private cseq = 0;
@@ -126,12 +173,14 @@ export class RegistrationClient {
     this.digest = new DigestClient({ username: trunk.authUsername ?? trunk.username, password: trunk.password, random: opts.random });
     const defaultPort = trunk.transport === 'tls' ? 5061 : 5060;
     const transportParam = trunk.transport === 'udp' ? '' : `;transport=${trunk.transport}`;
-    this.requestUri = `sip:${formatHostPort(trunk.host, trunk.port === defaultPort ? undefined : trunk.port)}${transportParam}`;
-    this.aor = `sip:${trunk.username}@${formatHostPort(trunk.host)}`;
-    const contactUri = `sip:${trunk.username}@${formatHostPort(opts.local.address, opts.local.port)};transport=${trunk.transport}`;
-    this.contactUri = parseUri(contactUri);
-    this.contact = `<${contactUri}>`;
-    this.destination = opts.destination ?? defaultDestination(trunk);
+    this.domain = trunk.domain ?? trunk.host;
+    // With a separate domain the host:port only says where requests go, not whom they address.
+    const uriPort = trunk.domain !== undefined || trunk.port === defaultPort ? undefined : trunk.port;
+    this.requestUri = `sip:${formatHostPort(this.domain, uriPort)}${transportParam}`;
+    this.aor = `sip:${trunk.username}@${formatHostPort(this.domain)}`;
+    this.local = { ...opts.local };
+    this.updateContact();
+    this.destinations = opts.destinations?.length ? [...opts.destinations] : [opts.destination ?? defaultDestination(trunk)];
     this.callId = newCallId(opts.random);
     this.fromTag = newTag(opts.random);
     this.requestExpires = trunk.expires;
@@ -146,11 +195,32 @@ export class RegistrationClient {
     return out;
   }
 
+  /**
+   * Our address as the trunk reaches us changed (new interface address, new NAT mapping, new
+   * bound port): when address or port differ, registers again at once with the new Contact
+   * (outstanding requests are abandoned). The binding of the old Contact is not removed: it
+   * cannot be reached any more, so it is left to expire at the registrar. Before `start()` it
+   * only changes what the first REGISTER will say; after `stop()` it does nothing.
+   */
+  setLocal(local: { address: string; port: number }): void {
+    if (local.address === this.local.address && local.port === this.local.port) return;
+    if (this.state === 'stopped') return;
+    const from = formatHostPort(this.local.address, this.local.port);
+    this.local = { address: local.address, port: local.port };
+    this.updateContact();
+    this.log.info('local address changed', { trunk: this.opts.trunk.name, from, to: formatHostPort(local.address, local.port) });
+    if (this.state === 'idle') return;
+    this.generation++;
+    this.inFlight = false;
+    this.expiresAt = undefined;
+    this.reRegisterNow();
+  }
+
   /** Sends the first REGISTER. Throws if called twice or after `stop()` (a wiring error). */
   start(): void {
     if (this.state !== 'idle') throw new Error(`registration ${this.opts.trunk.name} already started`);
     this.setState('registering');
-    this.attempt();
+    this.attempt(true);
   }
 
   /**
@@ -163,6 +233,7 @@ export class RegistrationClient {
     if (this.state === 'stopped') return Promise.resolve();
     const mayBeBound = this.state === 'registered' || this.inFlight;
     this.cancelTimer();
+    this.stopKeepAlive();
     this.generation++;
     this.inFlight = false;
     this.setState('stopped');
@@ -174,10 +245,39 @@ export class RegistrationClient {
     });
   }
 
-  /** Starts a fresh attempt (initial, refresh or retry): one challenge of each kind may be answered. */
-  private attempt(): void {
+  /**
+   * Starts a fresh attempt (initial, refresh or retry): one challenge of each kind may be
+   * answered. `fromFirst` goes back to the most preferred server (after a failure); a refresh
+   * stays with the server that holds the binding.
+   */
+  private attempt(fromFirst: boolean): void {
+    if (fromFirst) this.destIndex = 0;
+    this.triedInAttempt = 1;
     this.answered = { www: 0, proxy: 0 };
     this.send(this.requestExpires);
+  }
+
+  /** Registers again now, from the first server, without waiting for a backoff. */
+  private reRegisterNow(): void {
+    this.cancelTimer();
+    this.stopKeepAlive();
+    this.setState('registering');
+    this.attempt(true);
+  }
+
+  /**
+   * The server that holds the binding (or is being asked for one): after an RFC 3263 failover
+   * not necessarily the first candidate. Requests to the trunk may follow it.
+   */
+  destination(): Destination {
+    return this.destinations[this.destIndex]!;
+  }
+
+  private updateContact(): void {
+    const { trunk } = this.opts;
+    const uri = `sip:${trunk.username}@${formatHostPort(this.local.address, this.local.port)};transport=${trunk.transport}`;
+    this.contactUri = parseUri(uri);
+    this.contact = `<${uri}>`;
   }
 
   /**
@@ -201,7 +301,7 @@ export class RegistrationClient {
     }
     const gen = ++this.generation;
     this.cseq++;
-    const viaTransport = this.opts.trunk.transport.toUpperCase();
+    const viaTransport = this.destination().transport.toUpperCase();
     const { request } = buildRequest({
       method: 'REGISTER',
       requestUri: this.requestUri,
@@ -211,7 +311,7 @@ export class RegistrationClient {
       callId: this.callId,
       cseq: this.cseq,
       random: this.opts.random,
-      via: `SIP/2.0/${viaTransport} ${formatHostPort(this.opts.local.address, this.opts.local.port)};branch=${this.opts.transactions.newBranch()};rport`,
+      via: `SIP/2.0/${viaTransport} ${formatHostPort(this.local.address, this.local.port)};branch=${this.opts.transactions.newBranch()};rport`,
       extraHeaders: extra,
     });
     this.inFlight = true;
@@ -220,7 +320,7 @@ export class RegistrationClient {
     const current = () => gen === this.generation && settled === false;
     let settled = false;
     try {
-      this.opts.transactions.sendRequest(request, this.destination, {
+      this.opts.transactions.sendRequest(request, this.destination(), {
         onResponse: (res) => {
           if (!current() || res.status < 200) return;
           settled = true;
@@ -229,18 +329,42 @@ export class RegistrationClient {
         onTimeout: () => {
           if (!current()) return;
           settled = true;
-          this.onFailure('timeout: no final response from the registrar');
+          this.onNoAnswer('timeout: no final response from the registrar', expires);
         },
         onTransportError: (err) => {
           if (!current()) return;
           settled = true;
-          this.onFailure(`transport error: ${errorText(err)}`);
+          this.onNoAnswer(`transport error: ${errorText(err)}`, expires);
         },
       });
     } catch (err) {
       // A wiring error (duplicate branch): treated as a failure so the retry logic still runs.
       this.onFailure(`could not send REGISTER: ${errorText(err)}`);
     }
+  }
+
+  /**
+   * RFC 3263 §4.3: on a timeout or transport error "the client SHOULD create a new request,
+   * which is identical to the previous, but has a different value of the Via branch ID" and
+   * send it to the next element. When every candidate was tried, the attempt failed.
+   */
+  private onNoAnswer(reason: string, expires: number): void {
+    if (!this.unregistering && this.triedInAttempt < this.destinations.length) {
+      this.inFlight = false;
+      const failed = this.destination();
+      this.destIndex = (this.destIndex + 1) % this.destinations.length;
+      this.triedInAttempt++;
+      const next = this.destination();
+      this.log.info('registrar did not answer, trying the next one', {
+        trunk: this.opts.trunk.name,
+        failed: formatHostPort(failed.address, failed.port),
+        next: `${next.transport}:${formatHostPort(next.address, next.port)}`,
+        reason,
+      });
+      this.send(expires);
+      return;
+    }
+    this.onFailure(reason);
   }
 
   private onFinal(res: SipResponse, sentExpires: number): void {
@@ -304,9 +428,55 @@ export class RegistrationClient {
     this.failures = 0;
     this.lastError = undefined;
     this.expiresAt = this.opts.clock.wallNow() + granted * 1000;
-    const delay = refreshDelaySeconds(granted);
-    this.setState('registered', { expires: granted, refreshIn: Math.round(delay) });
-    this.schedule(delay * 1000, 'register-refresh');
+    // §10.2.4 refresh before expiry; jitter keeps many gateways from refreshing in step.
+    const delay = refreshDelaySeconds(granted) * (1 - REFRESH_JITTER * this.unit());
+    const server = this.destination();
+    this.setState('registered', { expires: granted, refreshIn: Math.round(delay), server: formatHostPort(server.address, server.port) });
+    this.schedule(delay * 1000, 'register-refresh', false);
+    this.startKeepAlive();
+  }
+
+  /** Pings the registrar while registered; a failed ping means it restarted or the path broke. */
+  private startKeepAlive(): void {
+    const interval = this.opts.trunk.keepAliveSeconds ?? DEFAULT_KEEPALIVE_S;
+    this.stopKeepAlive();
+    if (!(interval > 0)) return;
+    const dest = this.destination();
+    const options = () =>
+      sendOptionsPing(this.opts.transactions, dest, {
+        requestUri: this.requestUri,
+        aor: this.aor,
+        domain: this.domain,
+        local: this.local,
+        random: this.opts.random,
+        userAgent: this.opts.userAgent,
+      });
+    const raw = this.opts.sendRaw;
+    const keepAlive = new KeepAlive({
+      intervalSeconds: interval,
+      transport: dest.transport,
+      destination: dest,
+      clock: this.opts.clock,
+      random: this.opts.random,
+      logger: this.log,
+      timeoutMs: this.opts.keepAliveTimeoutMs,
+      sendOptions: options,
+      sendCrlf: raw ? crlfPinger(raw, dest, this.opts.connectionTo) : options,
+      onFailure: (reason) => {
+        if (this.keepAlive !== keepAlive) return;
+        this.keepAlive = undefined;
+        // While a REGISTER is outstanding its own outcome decides.
+        if (this.state !== 'registered' || this.inFlight) return;
+        this.onFailure(`keep-alive failed: ${reason}`);
+      },
+    });
+    this.keepAlive = keepAlive;
+    keepAlive.start();
+  }
+
+  private stopKeepAlive(): void {
+    this.keepAlive?.stop();
+    this.keepAlive = undefined;
   }
 
   private onFailure(reason: string, retryAfter?: number): void {
@@ -316,12 +486,20 @@ export class RegistrationClient {
       return;
     }
     if (this.state === 'stopped') return;
-    this.failures++;
+    this.stopKeepAlive();
     this.lastError = reason;
     this.expiresAt = undefined;
+    if (this.state === 'registered' && retryAfter === undefined) {
+      // A refresh or keep-alive failed: the registrar restarted (and may have lost our
+      // binding) or the path changed. Register afresh now; further failures back off.
+      this.setState('failed', { reason, retryIn: 0 });
+      this.reRegisterNow();
+      return;
+    }
+    this.failures++;
     const delay = retryAfter ?? this.backoffMs();
     this.setState('failed', { reason, retryIn: Math.round(delay / 1000) });
-    this.schedule(delay, 'register-retry');
+    this.schedule(delay, 'register-retry', true);
   }
 
   private finishUnregister(error: string | undefined): void {
@@ -336,14 +514,19 @@ export class RegistrationClient {
 
   /** Exponential backoff: initial × 2^(failures−1), capped, minus up to 25 % jitter. */
   private backoffMs(): number {
-    const initial = this.opts.initialRetryMs ?? 30_000;
-    const max = this.opts.maxRetryMs ?? 600_000;
+    const { trunk } = this.opts;
+    const initial = this.opts.initialRetryMs ?? (trunk.retrySeconds ?? 30) * 1000;
+    const max = this.opts.maxRetryMs ?? (trunk.maxRetrySeconds ?? 600) * 1000;
     const base = Math.min(max, initial * 2 ** Math.min(this.failures - 1, 30));
-    const r = this.opts.random.bytes(2).readUInt16BE(0) / 0xffff;
-    return Math.round(base * (1 - JITTER * r));
+    return Math.round(base * (1 - JITTER * this.unit()));
   }
 
-  private schedule(ms: number, label: string): void {
+  /** A random fraction in [0, 1]. */
+  private unit(): number {
+    return this.opts.random.bytes(2).readUInt16BE(0) / 0xffff;
+  }
+
+  private schedule(ms: number, label: string, fromFirst: boolean): void {
     this.cancelTimer();
     this.timer = this.opts.clock.setTimer(
       ms,
@@ -351,7 +534,7 @@ export class RegistrationClient {
         this.timer = undefined;
         if (this.state === 'stopped') return;
         if (this.state === 'failed') this.setState('registering');
-        this.attempt();
+        this.attempt(fromFirst);
       },
       label,
     );

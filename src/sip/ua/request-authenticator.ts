@@ -1,8 +1,9 @@
 import type { ExtensionConfig } from '../../config/config.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import type { DigestServer } from '../auth/digest-server.ts';
+import { parseAuthValue } from '../auth/auth-header.ts';
+import type { DigestServer, VerifyFailure } from '../auth/digest-server.ts';
 import { buildResponse } from '../dialog/request-builder.ts';
-import { trimWs } from '../message/headers.ts';
+import { byteString, trimWs } from '../message/headers.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
 
 /** Looks up the password of a user in a realm; undefined for an unknown user. */
@@ -18,7 +19,17 @@ export class ExtensionCredentials implements CredentialStore {
   }
 }
 
-export type AuthOutcome = { ok: true; username: string } | { ok: false; response: SipResponse };
+/**
+ * Result of {@link RequestAuthenticator.check}. On refusal, `response` is the challenge to send
+ * and `failed` tells a source guard whether to count it: true when the request carried
+ * credentials for our realm that did not verify (wrong password, unknown user, digest uri not
+ * the Request-URI, replayed nonce-count, forged nonce), false for a first challenge (no
+ * credentials, or only credentials for another realm) and for a stale nonce.
+ */
+export type AuthOutcome = { ok: true; username: string } | { ok: false; response: SipResponse; failed: boolean };
+
+/** Verification failures that prove nothing against the sender: no answer yet, or an expired nonce. */
+const NOT_COUNTED: ReadonlySet<VerifyFailure> = new Set(['missing', 'stale', 'realm-mismatch']);
 
 export interface RequestAuthenticatorOptions {
   digest: DigestServer;
@@ -40,6 +51,7 @@ export class RequestAuthenticator {
     const header = role === 'registrar' ? 'authorization' : 'proxy-authorization';
     const values = req.headers.getAll(header);
     let stale = false;
+    let failed = false;
     for (const authorization of values) {
       const result = this.opts.digest.verify({
         method: req.method,
@@ -52,11 +64,13 @@ export class RequestAuthenticator {
       if (result.ok) {
         if (!uriMatches(result.uri, req.uri)) {
           this.opts.logger.warn('digest uri does not match the Request-URI', { user: result.username, method: req.method });
+          failed = true;
           break;
         }
         return { ok: true, username: result.username };
       }
       if (result.stale) stale = true;
+      if (this.counts(result.reason, authorization)) failed = true;
       if (result.reason !== 'realm-mismatch') {
         this.opts.logger.warn('authentication failed', {
           method: req.method,
@@ -65,7 +79,22 @@ export class RequestAuthenticator {
         });
       }
     }
-    return { ok: false, response: this.challenge(req, role, stale) };
+    return { ok: false, response: this.challenge(req, role, stale), failed };
+  }
+
+  /**
+   * Whether a failure is a failed attempt. A replay is counted although it is re-challenged
+   * with stale=true (RFC 7616 §3.4): a client that answers correctly never reuses a count.
+   * Malformed answers and unoffered algorithms are counted only when they name our realm.
+   */
+  private counts(reason: VerifyFailure, authorization: string | undefined): boolean {
+    if (NOT_COUNTED.has(reason)) return false;
+    if (reason !== 'malformed' && reason !== 'algorithm') return true;
+    try {
+      return parseAuthValue(authorization ?? '').params.get('realm') === byteString(this.opts.digest.realm);
+    } catch {
+      return false;
+    }
   }
 
   private challenge(req: SipRequest, role: 'registrar' | 'proxy', stale: boolean): SipResponse {

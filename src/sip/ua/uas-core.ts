@@ -9,8 +9,8 @@ import type { Destination, InviteServerTransaction, ServerTransaction, Transacti
 import { ALLOW } from '../stack.ts';
 import type { RequestAuthenticator } from './request-authenticator.ts';
 
-/** Option tags this element supports (RFC 3261 §19.2); none yet beyond the base protocol. */
-export const SUPPORTED: readonly string[] = [];
+/** Option tags this element supports (RFC 3261 §19.2): session timers (RFC 4028). */
+export const SUPPORTED: readonly string[] = ['timer'];
 
 /** Body types the gateway accepts (Accept, and the 415 check). */
 export const ACCEPT = 'application/sdp';
@@ -21,15 +21,44 @@ export const ACCEPT = 'application/sdp';
  */
 export interface RegisterHandler {
   /** `source` is where the REGISTER came from: the path to a NATed phone (RFC 3581). */
-  register(req: SipRequest, username: string, source?: Destination): SipResponse;
+  register(req: SipRequest, username: string, source?: Destination): SipResponse | Promise<SipResponse>;
 }
 
 /**
- * Handles an authenticated INVITE outside a dialog. The call layer plugs in here; without one
- * the gateway answers 480 (nobody can take the call).
+ * The call layer (the B2BUA): INVITEs outside a dialog once authenticated (or from a trunk),
+ * and everything inside the dialogs it owns. Without one the gateway answers INVITE with 480.
  */
-export interface InviteHandler {
+export interface CallHandler {
+  /** An INVITE from an authenticated extension. The handler answers on `tx`. */
   invite(req: SipRequest, tx: ServerTransaction, username: string): void;
+  /** An INVITE from a trunk's address (not challenged: the trunk does not know our passwords). */
+  inviteFromTrunk(req: SipRequest, tx: ServerTransaction, trunk: string): void;
+  /** Whether a request with a To tag belongs to one of the handler's dialogs (§12.2.2). */
+  ownsDialog(req: SipRequest): boolean;
+  /** A request inside a dialog for which {@link ownsDialog} said yes. The handler answers on `tx`. */
+  inDialog(req: SipRequest, tx: ServerTransaction): void;
+  /** An ACK for a 2xx (§13.3.1.4; RFC 6026), or for a dialog the handler may not know. */
+  ack(ack: SipRequest, source: Destination): void;
+  /** The caller CANCELled `invite`; the core has answered 200 to the CANCEL and 487 to the INVITE. */
+  cancel(invite: SipRequest): void;
+  /** A 2xx to INVITE matching no client transaction: a retransmission to ACK again (§13.2.2.4). */
+  strayResponse(res: SipResponse, source: Destination): void;
+}
+
+/** @deprecated use {@link CallHandler}. */
+export type InviteHandler = CallHandler;
+
+/**
+ * Source-address policy (security.allowedSources, bans after repeated authentication
+ * failures). Consulted for requests outside a dialog.
+ */
+export interface SourceGuard {
+  /** False for addresses outside the allowed networks and for banned ones: they get 403. */
+  isAllowed(address: string): boolean;
+  /** A request from `address` carried wrong credentials. */
+  authFailed(address: string): void;
+  /** A request from `address` authenticated. */
+  authSucceeded(address: string): void;
 }
 
 export interface UasCoreOptions {
@@ -37,8 +66,14 @@ export interface UasCoreOptions {
   auth: RequestAuthenticator;
   userAgent: string;
   registrar?: RegisterHandler;
-  calls?: InviteHandler;
+  calls?: CallHandler;
+  guard?: SourceGuard;
+  /** The trunk whose address `source` is, if any: its INVITEs are not challenged. */
+  trunkFor?(source: Destination): string | undefined;
 }
+
+/** Why `screen` let a request through, for `onRequest`. */
+type Admitted = { kind: 'user'; username: string } | { kind: 'trunk'; trunk: string } | { kind: 'dialog' };
 
 /**
  * The transaction user for requests addressed to the gateway itself (RFC 3261 §8.2): header
@@ -51,8 +86,8 @@ export interface UasCoreOptions {
  * authentication is answered statelessly (see {@link TransactionUser.screen}).
  */
 export class UasCore implements TransactionUser {
-  /** Users authenticated by `screen`, for `onRequest` (a digest answer verifies only once). */
-  private readonly authenticated = new WeakMap<SipRequest, string>();
+  /** Requests `screen` let through and why, for `onRequest` (a digest answer verifies only once). */
+  private readonly admitted = new WeakMap<SipRequest, Admitted>();
 
   constructor(private readonly opts: UasCoreOptions) {}
 
@@ -61,7 +96,7 @@ export class UasCore implements TransactionUser {
    * challenges, OPTIONS, 481 for unknown dialogs and transactions, 405. Only authenticated
    * REGISTER and INVITE requests, and CANCELs of a pending INVITE, go on to a transaction.
    */
-  screen(req: SipRequest, _source: Destination, invite?: InviteServerTransaction): SipResponse | undefined {
+  screen(req: SipRequest, source: Destination, invite?: InviteServerTransaction): SipResponse | undefined {
     if (req.method === 'CANCEL') {
       // §9.2: "If the UAS did not find a matching transaction for the CANCEL ... it SHOULD
       // respond to the CANCEL with a 481".
@@ -72,17 +107,26 @@ export class UasCore implements TransactionUser {
     if (unsupported.length > 0) {
       return buildResponse(req, 420, undefined, { headers: [['Unsupported', unsupported.join(', ')]] });
     }
-    // §12.2.2: a request with a To tag belongs to a dialog; we hold none for it.
-    if (tagOf(req.headers.get('to') ?? '') !== undefined) return buildResponse(req, 481);
+    // §12.2.2: a request with a To tag belongs to a dialog; the call layer holds it or nobody does.
+    if (tagOf(req.headers.get('to') ?? '') !== undefined) {
+      if (!this.opts.calls?.ownsDialog(req)) return buildResponse(req, 481);
+      this.admitted.set(req, { kind: 'dialog' });
+      return undefined;
+    }
+    const trunk = this.opts.trunkFor?.(source);
+    if (trunk === undefined && this.opts.guard && !this.opts.guard.isAllowed(source.address)) {
+      this.opts.logger.info('request from a source that is not allowed', { method: req.method, peer: source.address });
+      return buildResponse(req, 403, 'Forbidden (source not allowed)');
+    }
 
     switch (req.method) {
       case 'OPTIONS':
         // §11.2: answered like an INVITE would be, with the capabilities.
         return buildResponse(req, 200, undefined, { headers: this.capabilities() });
       case 'REGISTER':
-        return this.screenRegister(req);
+        return this.screenRegister(req, source);
       case 'INVITE':
-        return this.screenInvite(req);
+        return this.screenInvite(req, source, trunk);
       case 'BYE':
         return buildResponse(req, 481);
       default:
@@ -92,21 +136,54 @@ export class UasCore implements TransactionUser {
   }
 
   onRequest(req: SipRequest, tx: ServerTransaction): void {
-    const username = this.authenticated.get(req);
-    if (username === undefined) {
+    const admitted = this.admitted.get(req);
+    if (admitted === undefined) {
       // Only requests that `screen` let through arrive here.
       tx.respond(buildResponse(req, 500, 'Request Not Screened'));
       return;
     }
-    if (req.method === 'REGISTER') {
-      tx.respond(this.opts.registrar!.register(req, username, tx.source));
+    if (admitted.kind === 'dialog') {
+      this.opts.calls!.inDialog(req, tx);
+    } else if (admitted.kind === 'trunk') {
+      this.opts.calls!.inviteFromTrunk(req, tx, admitted.trunk);
+    } else if (req.method === 'REGISTER') {
+      this.register(req, admitted.username, tx);
     } else if (req.method === 'INVITE') {
-      this.opts.calls!.invite(req, tx, username);
+      this.opts.calls!.invite(req, tx, admitted.username);
     }
   }
 
-  onAck(_ack: SipRequest, _source: Destination, _invite?: InviteServerTransaction): void {
-    // An ACK for a 2xx of a dialog we do not hold, or for a stateless challenge: nothing to do.
+  /** The registrar may answer later (once the binding is durable); a failure is a 500. */
+  private register(req: SipRequest, username: string, tx: ServerTransaction): void {
+    let result: SipResponse | Promise<SipResponse>;
+    try {
+      result = this.opts.registrar!.register(req, username, tx.source);
+    } catch (err) {
+      this.opts.logger.error('registrar failed', { reason: err instanceof Error ? err.message : String(err) });
+      tx.respond(buildResponse(req, 500));
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      tx.respond(result);
+      return;
+    }
+    result.then(
+      (res) => tx.respond(res),
+      (err: unknown) => {
+        this.opts.logger.error('registrar failed', { reason: err instanceof Error ? err.message : String(err) });
+        tx.respond(buildResponse(req, 500));
+      },
+    );
+  }
+
+  onAck(ack: SipRequest, source: Destination, _invite?: InviteServerTransaction): void {
+    // The ACK for a 2xx (§13.3.1.4) belongs to the call layer; an ACK for a stateless
+    // challenge or a dialog nobody holds goes there too and is ignored.
+    this.opts.calls?.ack(ack, source);
+  }
+
+  onStrayResponse(res: SipResponse, source: Destination): void {
+    this.opts.calls?.strayResponse(res, source);
   }
 
   onCancel(_cancel: SipRequest, invite: InviteServerTransaction | undefined, cancelTx: ServerTransaction): void {
@@ -117,7 +194,10 @@ export class UasCore implements TransactionUser {
     // §9.2: the CANCEL gets 200; the INVITE, if not yet answered finally, 487.
     cancelTx.respond(buildResponse(cancelTx.request, 200));
     const last = invite.lastResponse;
-    if (!last || last.status < 200) invite.respond(buildResponse(invite.request, 487));
+    if (!last || last.status < 200) {
+      invite.respond(buildResponse(invite.request, 487));
+      this.opts.calls?.cancel(invite.request);
+    }
   }
 
   private capabilities(): [string, string][] {
@@ -131,7 +211,15 @@ export class UasCore implements TransactionUser {
     ];
   }
 
-  private screenRegister(req: SipRequest): SipResponse | undefined {
+  /** Digest check with the source guard told about wrong credentials and successes. */
+  private authenticate(req: SipRequest, role: 'registrar' | 'proxy', source: Destination) {
+    const auth = this.opts.auth.check(req, role);
+    if (auth.ok) this.opts.guard?.authSucceeded(source.address);
+    else if ((auth as { failed?: boolean }).failed === true) this.opts.guard?.authFailed(source.address);
+    return auth;
+  }
+
+  private screenRegister(req: SipRequest, source: Destination): SipResponse | undefined {
     // §10.3 step 3 via RFC 4475 §3.3.4: the To of a REGISTER must be a SIP or SIPS address of record.
     let aorUser: string | undefined;
     try {
@@ -141,18 +229,18 @@ export class UasCore implements TransactionUser {
     } catch {
       return buildResponse(req, 400, 'Address of Record Must Be a SIP URI');
     }
-    const auth = this.opts.auth.check(req, 'registrar');
+    const auth = this.authenticate(req, 'registrar', source);
     if (!auth.ok) return auth.response;
     if (aorUser !== auth.username) {
       this.opts.logger.warn('REGISTER for another user refused', { user: auth.username, aor: aorUser });
       return buildResponse(req, 403, 'Forbidden (user does not own the address of record)');
     }
     if (!this.opts.registrar) return buildResponse(req, 403, 'Registration Not Enabled');
-    this.authenticated.set(req, auth.username);
+    this.admitted.set(req, { kind: 'user', username: auth.username });
     return undefined;
   }
 
-  private screenInvite(req: SipRequest): SipResponse | undefined {
+  private screenInvite(req: SipRequest, source: Destination, trunk: string | undefined): SipResponse | undefined {
     // §8.2.3: content processing. A body must be a type we understand.
     if (req.body.length > 0) {
       let type: string;
@@ -169,10 +257,15 @@ export class UasCore implements TransactionUser {
     if (accept.length > 0 && !accept.some((a) => /^\s*(application\/sdp|application\/\*|\*\/\*)\s*(;|$)/i.test(a))) {
       return buildResponse(req, 406, undefined, { headers: [['Accept', ACCEPT]] });
     }
-    const auth = this.opts.auth.check(req, 'proxy');
+    if (trunk !== undefined && this.opts.calls) {
+      // Calls from a trunk are accepted by source address only.
+      this.admitted.set(req, { kind: 'trunk', trunk });
+      return undefined;
+    }
+    const auth = this.authenticate(req, 'proxy', source);
     if (!auth.ok) return auth.response;
     if (!this.opts.calls) return buildResponse(req, 480, 'No Call Routing Configured');
-    this.authenticated.set(req, auth.username);
+    this.admitted.set(req, { kind: 'user', username: auth.username });
     return undefined;
   }
 }

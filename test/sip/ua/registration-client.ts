@@ -13,6 +13,7 @@ import {
   refreshDelaySeconds,
   RegistrationClient,
   splitHostPort,
+  type RegistrationClientOptions,
   type RegistrationTrunk,
 } from '../../../src/sip/ua/registration-client.ts';
 
@@ -25,6 +26,7 @@ const TRUNK: RegistrationTrunk = {
   username: 'gw42',
   password: PASSWORD,
   expires: 600,
+  keepAliveSeconds: 0,
 };
 const LOCAL = { address: '192.0.2.10', port: 5070 };
 const CONTACT_URI = 'sip:gw42@192.0.2.10:5070;transport=udp';
@@ -35,7 +37,9 @@ interface Sent {
   handlers: ClientTransactionHandlers;
 }
 
-function setup(trunk: Partial<RegistrationTrunk> = {}, extra: { initialRetryMs?: number; maxRetryMs?: number } = {}) {
+type Extra = Partial<Pick<RegistrationClientOptions, 'initialRetryMs' | 'maxRetryMs' | 'destinations' | 'sendRaw' | 'connectionTo' | 'keepAliveTimeoutMs'>>;
+
+function setup(trunk: Partial<RegistrationTrunk> = {}, extra: Extra = {}) {
   const clock = new ManualClock();
   const logger = new MemoryLogger();
   const random = new SeededRandom(7);
@@ -116,7 +120,7 @@ t.test('Request-URI, Contact and destination follow the trunk transport, port an
   t.same(splitHostPort('[2001:db8::1]'), { host: '2001:db8::1' }, 'IPv6 reference without port');
 });
 
-t.test('401 is answered once with Digest credentials; 200 registers and schedules a refresh at half the granted time', async (t) => {
+t.test('401 is answered once with Digest credentials; 200 registers and schedules a refresh at 90-100 % of half the granted time', async (t) => {
   const { client, sent, last, reply, challenge, verify, clock, states } = setup();
   client.start();
   const first = last();
@@ -133,10 +137,10 @@ t.test('401 is answered once with Digest credentials; 200 registers and schedule
   t.same(client.status(), { trunk: 'provider', state: 'registered', expiresAt: clock.wallNow() + 120_000 }, 'granted 120 s from the Contact expires param');
   t.same(states(), ['registering', 'registered']);
 
-  clock.advance(59_999);
-  t.equal(sent.length, 2, 'no refresh before half the lifetime');
-  clock.advance(1);
-  t.equal(sent.length, 3, 'refresh at 60 s');
+  clock.advance(53_999);
+  t.equal(sent.length, 2, 'no refresh before 90 % of half the lifetime');
+  clock.advance(6_001);
+  t.equal(sent.length, 3, 'refreshed by 60 s (jitter only ever makes it earlier)');
   const refresh = last();
   t.equal(h(refresh, 'call-id'), h(first, 'call-id'), 'refresh keeps the Call-ID');
   t.equal(cseqOf(refresh), 3, 'refresh CSeq 3');
@@ -234,6 +238,9 @@ t.test('failures back off exponentially from 30 s to 10 min with jitter; success
   last().handlers.onTransportError(new Error('ICMP port unreachable'));
   t.equal(client.status().state, 'registered', 'a late outcome of an answered request is ignored');
   clock.advance(300_000);
+  const refreshes = sent.length;
+  last().handlers.onTransportError(new Error('ICMP port unreachable'));
+  t.equal(sent.length, refreshes + 1, 'a failed refresh registers again at once');
   last().handlers.onTransportError(new Error('ICMP port unreachable'));
   t.match(client.status(), { state: 'failed', lastError: 'transport error: ICMP port unreachable' });
   const before = sent.length;
@@ -334,4 +341,261 @@ t.test('a 200 granting expires 0 is not a registration', async (t) => {
   client.start();
   reply(200, [['Contact', `<${CONTACT_URI}>;expires=0`]]);
   t.match(client.status(), { state: 'failed', lastError: /expires 0/ });
+});
+
+// ---- Robustness: keep-alives, re-registration, local address changes, failover ----
+
+/** Lets promise callbacks (keep-alive outcomes) run. */
+const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
+const registers = (sent: Sent[]) => sent.filter((s) => s.request.method === 'REGISTER');
+const pings = (sent: Sent[]) => sent.filter((s) => s.request.method === 'OPTIONS');
+const lastOf = (list: Sent[]) => list[list.length - 1]!;
+const answer = (s: Sent, status: number, headers: [string, string][] = []) =>
+  s.handlers.onResponse(buildResponse(s.request, status, undefined, { headers }));
+const OK_600: [string, string][] = [['Contact', `<${CONTACT_URI}>;expires=600`]];
+
+/** Advances in steps until `sent` grows; returns the time it took. */
+function waitForSend(clock: ManualClock, sent: Sent[], limitMs = 3_600_000): number {
+  const before = sent.length;
+  const start = clock.now();
+  while (sent.length === before && clock.now() - start < limitMs) clock.advance(250);
+  return clock.now() - start;
+}
+
+t.test('UDP keep-alive: an OPTIONS every 24-30 s while registered; any response counts as alive', async (t) => {
+  const { client, sent, reply, clock } = setup({ keepAliveSeconds: 30 });
+  client.start();
+  reply(200, OK_600);
+  clock.advance(23_999);
+  t.equal(pings(sent).length, 0, 'no ping before 80 % of the interval (RFC 5626 §4.4.1)');
+  clock.advance(6_001);
+  t.equal(pings(sent).length, 1, 'one ping by 30 s');
+  const ping = lastOf(pings(sent));
+  const reg = sent[0]!;
+  t.equal(ping.request.uri, 'sip:sip.example.net', 'Request-URI: the registrar');
+  t.equal(h(ping, 'to'), '<sip:sip.example.net>', 'To: the trunk domain');
+  t.match(h(ping, 'from'), /^<sip:gw42@sip\.example\.net>;tag=\w+$/, 'From: our AOR with a tag');
+  t.equal(h(ping, 'max-forwards'), '70');
+  t.equal(h(ping, 'cseq'), '1 OPTIONS');
+  const via = parseVia(h(ping, 'via')!);
+  t.same([via.transport, via.host, via.port, via.rport], ['UDP', '192.0.2.10', 5070, null], 'Via with rport');
+  t.not(via.branch, parseVia(h(reg, 'via')!).branch, 'a new branch');
+  t.same(ping.dest, reg.dest, 'to the registrar');
+  answer(ping, 404);
+  await flush();
+  clock.advance(30_000);
+  t.equal(pings(sent).length, 2, 'a 404 still proves the server is alive: pinging goes on');
+  t.equal(client.status().state, 'registered');
+});
+
+t.test('keep-alive failure: re-register at once, then back off 30 s → 60 s → ... ≤ 600 s with jitter; success resets', async (t) => {
+  const { client, sent, reply, clock, states } = setup({ keepAliveSeconds: 30 });
+  client.start();
+  reply(200, OK_600);
+  waitForSend(clock, sent);
+  t.equal(lastOf(sent).request.method, 'OPTIONS');
+  // waitForSend stops at most 250 ms after the ping went out.
+  clock.advance(4_750);
+  t.equal(client.status().state, 'registered', 'still registered before the ping timeout');
+  clock.advance(250);
+  t.same(states(), ['registering', 'registered', 'failed', 'registering'], 'failed, then registering again at once');
+  t.equal(lastOf(sent).request.method, 'REGISTER', 'REGISTER sent without waiting');
+  t.match(client.status().lastError, /^keep-alive failed: no answer within 5000 ms/);
+  lastOf(pings(sent)).handlers.onTimeout();
+  t.equal(registers(sent).length, 2, 'the late end of the ping transaction changes nothing');
+
+  const bases = [30, 60, 120, 240, 480, 600, 600].map((x) => x * 1000);
+  const delays: number[] = [];
+  for (let i = 0; i < bases.length; i++) {
+    lastOf(sent).handlers.onTimeout();
+    delays.push(waitForSend(clock, sent));
+  }
+  t.same(pings(sent).length, 1, 'no pings while not registered');
+  delays.forEach((d, i) => t.ok(d > bases[i]! * 0.75 - 250 && d <= bases[i]!, `retry ${i + 1} after ${d} ms, within 75-100 % of ${bases[i]} ms`));
+
+  answer(lastOf(sent), 200, OK_600);
+  t.equal(client.status().state, 'registered');
+  t.ok(waitForSend(clock, sent) <= 30_000, 'keep-alive resumes after re-registration');
+  answer(lastOf(pings(sent)), 200);
+  await flush();
+  waitForSend(clock, sent);
+  clock.advance(5_000);
+  t.equal(lastOf(sent).request.method, 'REGISTER', 'second keep-alive failure: registering again at once');
+  lastOf(sent).handlers.onTimeout();
+  t.ok(waitForSend(clock, sent) <= 30_000, 'backoff restarted at 30 s after the success');
+});
+
+t.test('a failed refresh registers again at once; Retry-After is honoured; a second failure backs off', async (t) => {
+  const cases: { name: string; fail: (s: Sent) => void; immediate: boolean }[] = [
+    { name: 'refresh timeout', fail: (s) => s.handlers.onTimeout(), immediate: true },
+    { name: 'refresh 500', fail: (s) => answer(s, 500), immediate: true },
+    { name: 'refresh 403 after being registered', fail: (s) => answer(s, 403), immediate: true },
+    { name: 'refresh 404', fail: (s) => answer(s, 404), immediate: true },
+    { name: 'refresh 503 with Retry-After 120', fail: (s) => answer(s, 503, [['Retry-After', '120']]), immediate: false },
+  ];
+  for (const c of cases) {
+    const { client, sent, reply, clock } = setup();
+    client.start();
+    reply(200, OK_600);
+    waitForSend(clock, sent);
+    const refreshes = sent.length;
+    c.fail(lastOf(sent));
+    if (c.immediate) {
+      t.equal(sent.length, refreshes + 1, `${c.name}: REGISTER again at once`);
+      t.equal(client.status().state, 'registering', `${c.name}: registering`);
+      lastOf(sent).handlers.onTimeout();
+      t.equal(client.status().state, 'failed', `${c.name}: the second failure is a failure`);
+      const d = waitForSend(clock, sent);
+      t.ok(d > 22_000 && d <= 30_000, `${c.name}: then retried after the 30 s backoff (${d} ms)`);
+    } else {
+      t.equal(client.status().state, 'failed', `${c.name}: failed`);
+      t.equal(waitForSend(clock, sent), 120_000, `${c.name}: retried after Retry-After`);
+    }
+  }
+});
+
+t.test('setLocal: a new address or port re-registers at once with the new Contact', async (t) => {
+  const { client, sent, reply, logger, clock } = setup({ keepAliveSeconds: 30 });
+  client.start();
+  reply(200, OK_600);
+  client.setLocal({ address: '192.0.2.10', port: 5070 });
+  t.equal(sent.length, 1, 'the same address changes nothing');
+  client.setLocal({ address: '198.51.100.20', port: 5070 });
+  t.equal(sent.length, 2, 'REGISTER sent at once');
+  t.equal(h(lastOf(sent), 'contact'), '<sip:gw42@198.51.100.20:5070;transport=udp>', 'with the new Contact');
+  t.equal(h(lastOf(sent), 'expires'), '600', 'a registration, not an un-registration of the old Contact');
+  t.equal(parseVia(h(lastOf(sent), 'via')!).host, '198.51.100.20', 'Via has the new address');
+  t.equal(client.status().state, 'registering');
+  t.ok(logger.records.some((r) => r.msg === 'local address changed' && r.fields.from === '192.0.2.10:5070' && r.fields.to === '198.51.100.20:5070'), 'logged');
+  clock.advance(60_000);
+  t.equal(pings(sent).length, 0, 'no keep-alive until registered again');
+  client.setLocal({ address: '198.51.100.20', port: 5072 });
+  const stale = sent[1]!;
+  t.equal(h(lastOf(sent), 'contact'), '<sip:gw42@198.51.100.20:5072;transport=udp>', 'a port change too');
+  answer(stale, 200, OK_600);
+  t.equal(client.status().state, 'registering', 'the answer to the abandoned REGISTER is ignored');
+  answer(lastOf(sent), 200, [['Contact', '<sip:gw42@198.51.100.20:5072;transport=udp>;expires=600']]);
+  t.equal(client.status().state, 'registered', 'the new Contact is granted');
+
+  const early = setup();
+  early.client.setLocal({ address: '203.0.113.4', port: 5060 });
+  t.equal(early.sent.length, 0, 'before start() nothing is sent');
+  early.client.start();
+  t.equal(h(early.last(), 'contact'), '<sip:gw42@203.0.113.4:5060;transport=udp>', 'the first REGISTER uses it');
+});
+
+t.test('keep-alive stops with stop(); setLocal after stop() sends nothing', async (t) => {
+  const { client, sent, reply, clock } = setup({ keepAliveSeconds: 30 });
+  client.start();
+  reply(200, OK_600);
+  const done = client.stop();
+  reply(200);
+  await done;
+  t.notOk(clock.pending().includes('keep-alive'), 'no keep-alive timer left');
+  clock.advance(600_000);
+  client.setLocal({ address: '198.51.100.20', port: 5070 });
+  t.same(sent.map((s) => s.request.method), ['REGISTER', 'REGISTER'], 'only the REGISTER and the un-REGISTER');
+});
+
+t.test('TCP and TLS keep-alives are CRLFCRLF written to the registrar; a failed write re-registers', async (t) => {
+  const raw: { bytes: Buffer; dest: Destination }[] = [];
+  let failWrite = false;
+  const sendRaw = (bytes: Buffer, dest: Destination) => {
+    raw.push({ bytes, dest });
+    return failWrite ? Promise.reject(new Error('connect ECONNREFUSED')) : Promise.resolve();
+  };
+  const { client, sent, reply, clock, states } = setup({ transport: 'tcp', keepAliveSeconds: 30 }, { sendRaw });
+  client.start();
+  reply(200, OK_600);
+  clock.advance(30_000);
+  await flush();
+  t.equal(raw.length, 1, 'one ping');
+  t.equal(raw[0]!.bytes.toString('latin1'), '\r\n\r\n', 'CRLFCRLF (RFC 5626 §4.4.1)');
+  t.same(raw[0]!.dest, { transport: 'tcp', address: 'sip.example.net', port: 5060 });
+  t.equal(pings(sent).length, 0, 'no OPTIONS over TCP');
+  failWrite = true;
+  clock.advance(30_000);
+  await flush();
+  t.equal(raw.length, 2);
+  t.same(states().slice(-2), ['failed', 'registering'], 'a failed write means the connection is gone');
+  t.equal(registers(sent).length, 2, 're-registered at once');
+  t.match(client.status().lastError, /CRLF ping failed: connect ECONNREFUSED/);
+
+  let connection: string | undefined = 'tcp-1';
+  const flow = setup({ transport: 'tcp', keepAliveSeconds: 30 }, { sendRaw: () => Promise.resolve(), connectionTo: () => connection });
+  flow.client.start();
+  flow.reply(200, OK_600);
+  flow.clock.advance(30_000);
+  await flush();
+  t.equal(flow.client.status().state, 'registered', 'the same connection: alive');
+  connection = undefined;
+  flow.clock.advance(30_000);
+  await flush();
+  t.equal(registers(flow.sent).length, 2, 'the connection that carried the registration closed: re-registered at once');
+  t.match(flow.client.status().lastError, /connection that carried the registration closed/);
+
+  const noRaw = setup({ transport: 'tls', port: 5061, keepAliveSeconds: 30 });
+  noRaw.client.start();
+  noRaw.reply(200, OK_600);
+  noRaw.clock.advance(30_000);
+  t.equal(pings(noRaw.sent).length, 1, 'without sendRaw, TLS keep-alives are OPTIONS');
+  t.equal(parseVia(h(lastOf(pings(noRaw.sent)), 'via')!).transport, 'TLS');
+});
+
+t.test('several resolved servers: a REGISTER that times out goes to the next (RFC 3263 §4.3)', async (t) => {
+  const A: Destination = { transport: 'udp', address: '192.0.2.1', port: 5060 };
+  const B: Destination = { transport: 'udp', address: '192.0.2.2', port: 5060 };
+  const { client, sent, clock } = setup({ keepAliveSeconds: 30 }, { destinations: [A, B] });
+  client.start();
+  t.same(sent[0]!.dest, A, 'the most preferred first');
+  sent[0]!.handlers.onTimeout();
+  t.equal(sent.length, 2, 'at once to the next');
+  t.same(sent[1]!.dest, B);
+  t.equal(h(sent[1]!, 'call-id'), h(sent[0]!, 'call-id'), 'same Call-ID');
+  t.equal(cseqOf(sent[1]!), 2, 'next CSeq');
+  t.not(parseVia(h(sent[1]!, 'via')!).branch, parseVia(h(sent[0]!, 'via')!).branch, 'new branch');
+  t.equal(client.status().state, 'registering', 'not a failure yet');
+  answer(sent[1]!, 200, OK_600);
+  waitForSend(clock, sent);
+  t.same(lastOf(sent).dest, B, 'keep-alives go to the server that holds the binding');
+
+  const r = setup({}, { destinations: [A, B] });
+  r.client.start();
+  r.last().handlers.onTimeout();
+  r.reply(200, OK_600);
+  waitForSend(r.clock, r.sent);
+  t.same(r.last().dest, B, 'so does the refresh');
+  r.last().handlers.onTransportError(new Error('ICMP'));
+  t.same(r.last().dest, A, 'the refresh to B failed: the refresh tries the other server');
+  t.equal(r.client.status().state, 'registered', 'still within the refresh attempt');
+  r.last().handlers.onTimeout();
+  t.equal(r.client.status().state, 'registering', 'no server answered the refresh: registering afresh at once');
+  t.same(r.last().dest, A, 'from the first server');
+  r.last().handlers.onTimeout();
+  t.same(r.last().dest, B, 'then the next');
+  const before = r.sent.length;
+  r.last().handlers.onTimeout();
+  t.equal(r.sent.length, before, 'every server tried: the attempt failed');
+  t.equal(r.client.status().state, 'failed');
+  waitForSend(r.clock, r.sent);
+  t.same(r.last().dest, A, 'the retry after the backoff starts at the first server again');
+});
+
+t.test('trunk settings: domain, retrySeconds and maxRetrySeconds', async (t) => {
+  const { client, last } = setup({ domain: 'example.net', port: 5080 });
+  client.start();
+  t.equal(last().request.uri, 'sip:example.net', 'Request-URI: the domain without the host port');
+  t.equal(h(last(), 'to'), '<sip:gw42@example.net>', 'To: AOR in the domain');
+  t.match(h(last(), 'from'), /^<sip:gw42@example\.net>;tag=/, 'From: AOR in the domain');
+  t.same(last().dest, { transport: 'udp', address: 'sip.example.net', port: 5080 }, 'sent to host:port');
+
+  const r = setup({ retrySeconds: 10, maxRetrySeconds: 20 });
+  r.client.start();
+  const delays: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    r.last().handlers.onTimeout();
+    delays.push(waitForSend(r.clock, r.sent));
+  }
+  const bases = [10_000, 20_000, 20_000];
+  delays.forEach((d, i) => t.ok(d > bases[i]! * 0.75 - 250 && d <= bases[i]!, `retry ${i + 1} after ${d} ms, within 75-100 % of ${bases[i]} ms`));
 });

@@ -16,13 +16,13 @@ import { SipStack } from '../../../src/sip/stack.ts';
 import type { ServerTransaction } from '../../../src/sip/transaction/types.ts';
 import type { Endpoint, SendOptions } from '../../../src/sip/transport/transport.ts';
 import { ExtensionCredentials, RequestAuthenticator } from '../../../src/sip/ua/request-authenticator.ts';
-import { UasCore, type InviteHandler } from '../../../src/sip/ua/uas-core.ts';
+import { UasCore, type CallHandler } from '../../../src/sip/ua/uas-core.ts';
 import { Registrar } from '../../../src/registrar/registrar.ts';
 
 const PHONE: Endpoint = { transport: 'udp', address: '192.0.2.10', port: 5062 };
 const PASSWORD = 'secret-101';
 
-function harness(opts: { calls?: InviteHandler } = {}) {
+function harness(opts: { calls?: CallHandler } = {}) {
   const clock = new ManualClock();
   const random = new SeededRandom(7);
   const logger = new MemoryLogger();
@@ -68,7 +68,7 @@ t.test('OPTIONS to the gateway: 200 with capabilities, Via stamped, retransmissi
   const h = harness();
   const [out] = await h.receive(request('OPTIONS'));
   t.equal(out?.res.status, 200);
-  t.equal(out?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER');
+  t.equal(out?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIFY');
   t.equal(out?.res.headers.get('accept'), 'application/sdp');
   t.ok(out?.res.headers.has('supported'), 'Supported present');
   t.match(out?.res.headers.get('to'), /;tag=\w+/, 'To tag added');
@@ -126,7 +126,18 @@ t.test('INVITE: 407 challenge, then the call layer; 480 when there is none', asy
   t.equal(unrouted?.res.status, 480);
 
   const pending: ServerTransaction[] = [];
-  const h2 = harness({ calls: { invite: (_req, tx) => void pending.push(tx) } });
+  const cancelledCalls: string[] = [];
+  const h2 = harness({
+    calls: {
+      invite: (_req, tx) => void pending.push(tx),
+      inviteFromTrunk: () => undefined,
+      ownsDialog: () => false,
+      inDialog: () => undefined,
+      ack: () => undefined,
+      cancel: (inv) => void cancelledCalls.push(inv.headers.get('cseq') ?? ''),
+      strayResponse: () => undefined,
+    },
+  });
   const [c2] = await h2.receive(invite(1));
   const cred2 = new DigestClient({ username: '101', password: PASSWORD, random: new SeededRandom(10) }).authorize({
     challenges: c2!.res.headers.getAll('proxy-authenticate'),
@@ -140,6 +151,7 @@ t.test('INVITE: 407 challenge, then the call layer; 480 when there is none', asy
   t.equal(h2.sent.at(-1)?.res.status, 100, '100 Trying after 200 ms without an answer (§17.2.1)');
   const cancelled = await h2.receive(request('CANCEL', { uri: 'sip:100@test.local', cseq: 2, branch: 'z9hG4bK-INVITE-2', to: '<sip:100@test.local>' }));
   t.same(cancelled.map((s) => [s.res.status, s.res.headers.get('cseq')]), [[200, '2 CANCEL'], [487, '2 INVITE']], 'CANCEL: 200, INVITE: 487');
+  t.same(cancelledCalls, ['2 INVITE'], 'the call layer learns of the CANCEL');
 });
 
 t.test('requests for dialogs and transactions that do not exist get 481', async (t) => {
@@ -159,7 +171,7 @@ t.test('rejections are stateless, carry the reason, and never answer an ACK', as
   t.match(bad?.res.headers.get('warning'), /^399 hookswitch "/);
   const [unknown] = await h.receive(request('FROBNICATE'));
   t.equal(unknown?.res.status, 501);
-  t.equal(unknown?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER');
+  t.equal(unknown?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIFY');
   const [subscribe] = await h.receive(request('SUBSCRIBE'));
   t.equal(subscribe?.res.status, 405, 'known but not served: 405 with Allow');
   const ack = await h.receive(request('ACK', { extra: 'CSeq: 9 ACK\n' }));

@@ -1,0 +1,83 @@
+/**
+ * What the call layer needs from its surroundings: the media session (SDP in, SDP out), the
+ * registrar's bindings, the trunks and the gateway's addresses. The media types repeat the
+ * contract of `src/media/media-session.ts` structurally, so that the call layer depends on the
+ * shape, not on the module, and tests pass a fake.
+ */
+import type { Clock } from '../runtime/clock.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { Random } from '../runtime/random.ts';
+import type { Binding } from '../registrar/binding-store.ts';
+import type { Destination } from '../sip/transaction/types.ts';
+import type { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
+import type { DialPlan } from './dialplan.ts';
+
+/** The two media slots of a call: `a` faces the caller, `b` the callee. */
+export type LegName = 'a' | 'b';
+
+/** The outcome of an SDP operation: the SDP to send on, or the status to refuse with. */
+export type SdpResult = { ok: true; sdp: string } | { ok: false; status: 488 | 400; reason: string };
+
+/**
+ * One call's media (see `src/media/media-session.ts`): opaque SDP strings in and out. The call
+ * layer calls `offer` when an offer arrives on a leg, `answer` when the answer to it arrives on
+ * the other leg, and `close` when the call ends.
+ */
+export interface CallMedia {
+  setLocalAddress(leg: LegName, address: string): void;
+  offer(from: LegName, sdp: string): SdpResult;
+  answer(from: LegName, sdp: string): SdpResult;
+  answerLocally(from: LegName, sdp: string): SdpResult;
+  reoffer(to: LegName): string;
+  idleMs(leg: LegName): number;
+  close(): void;
+}
+
+/** Creates one {@link CallMedia} per call; rejects when no RTP ports are left (the call gets 503). */
+export interface CallMediaFactory {
+  create(): Promise<CallMedia>;
+}
+
+/** A trunk as the call layer sees it (the gateway resolves the addresses). */
+export interface TrunkTarget {
+  name: string;
+  /** Host for Request-URI/From/To (trunk.domain ?? trunk.host). */
+  domain: string;
+  transport: 'udp' | 'tcp' | 'tls';
+  username: string;
+  authUsername?: string;
+  password: string;
+  /** Where requests to this trunk are sent (outbound proxy or resolved host). */
+  destination(): Destination;
+  /** Addresses calls from this trunk arrive from (resolved host and proxy addresses). */
+  sources(): string[];
+}
+
+/** Everything {@link B2bua} needs; the composition root (`src/app/gateway.ts`) provides it. */
+export interface B2buaOptions {
+  transactions: TransactionLayer;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  /** The SIP domain (From of calls from extensions, To of calls to them). */
+  domain: string;
+  userAgent: string;
+  /** The gateway's SIP address and port for a transport, facing a remote address (Via/Contact/c=). */
+  localEndpoint(transport: 'udp' | 'tcp' | 'tls', remoteAddress: string): { address: string; port: number };
+  /** Public address for c=/Contact on trunk legs (STUN/config), when known. */
+  publicAddress?(): string | undefined;
+  registrar: { lookup(user: string): readonly Binding[] };
+  /** Qualifier status of a contact; unknown counts as reachable. */
+  reachable?(contact: string): boolean;
+  dialplan: Pick<DialPlan, 'route'>;
+  deviceExtension: string;
+  trunks: readonly TrunkTarget[];
+  extensions: Record<string, { name?: string }>;
+  media: CallMediaFactory;
+  noAnswerSeconds: number;
+  rtpTimeoutSeconds: number;
+  sessionExpires: number;
+  minSessionExpires: number;
+  /** T1/T2 for 2xx retransmission (RFC 3261 §13.3.1.4); defaults 500/4000 ms. */
+  timers?: { T1: number; T2: number };
+}

@@ -1,0 +1,384 @@
+/**
+ * The media half of a B2BUA call: two offer/answer exchanges (RFC 3264), one per leg, glued to one
+ * RTP relay without transcoding. Leg 'a' is the caller, leg 'b' the callee; either may offer
+ * (initial INVITE, re-INVITE, UPDATE). The gateway is the SDP author on both legs: its c= and
+ * m= port are its own address and relay port facing that leg, and each leg has its own o= line.
+ */
+import type { LegName, MediaRelay, RelayPeer, RtpRelayFactory } from './rtp-relay.ts';
+import type { Random } from '../runtime/random.ts';
+import {
+  buildSdp,
+  codecKey,
+  intersection,
+  isSupportedCodec,
+  isSupportedTelephoneEvent,
+  isTelephoneEvent,
+  isUnspecifiedAddress,
+  mirrorDirection,
+  parseSdp,
+  SdpError,
+} from './sdp.ts';
+import type { Codec, Direction, MediaLine, ParsedSdp, SdpOrigin } from './sdp.ts';
+
+export type SdpResult = { ok: true; sdp: string } | { ok: false; status: 488 | 400; reason: string };
+
+/**
+ * What the B2BUA uses for a call's media. SDP strings in and out; a failure is a SIP status to
+ * answer the offer (or the answer's transaction) with. Created by a {@link MediaSessionFactory},
+ * it owns one relay; `close()` releases it (idempotent).
+ */
+export interface MediaSession {
+  /**
+   * The address written into c= for this leg (the gateway's address facing that leg). Set it
+   * before the first SDP for the leg is written: offer/answer/reoffer throw without it.
+   */
+  setLocalAddress(leg: LegName, address: string): void;
+  /** An offer arrived from `from` (initial INVITE or re-INVITE/UPDATE): returns the offer to send to the other leg. */
+  offer(from: LegName, sdp: string): SdpResult;
+  /**
+   * The answer to the last offer arrived from `from`: returns the answer to send to the other leg.
+   * The same leg may answer again before a new offer (SDP in a 18x, then in the 2xx): the newer
+   * answer replaces the earlier one.
+   * After {@link reoffer} there is nothing to send on: the result then carries the gateway's
+   * current (unchanged) description of the other leg.
+   */
+  answer(from: LegName, sdp: string): SdpResult;
+  /**
+   * Echo target: answers `sdp` from `from` directly and turns the relay into an echo. Later offers
+   * from that leg (hold, refresh) go through answerLocally too: there is no other leg to offer to.
+   */
+  answerLocally(from: LegName, sdp: string): SdpResult;
+  /**
+   * A fresh offer for leg `to` describing the current media (used after a transfer re-targets leg
+   * b, and for re-INVITEs the gateway starts). While the other leg's offer is still unanswered it
+   * is that offer again (to send it to a new target). Throws when no media was ever offered.
+   */
+  reoffer(to: LegName): string;
+  /** Milliseconds since RTP last arrived on the leg (relay.idleMs). */
+  idleMs(leg: LegName): number;
+  close(): void;
+}
+
+/** Creates media sessions; `create()` rejects when no RTP ports are left. */
+export interface MediaSessionFactory {
+  create(): Promise<MediaSession>;
+}
+
+/** Per-leg state: what the gateway last said on the leg, and what the peer on it last said. */
+interface LegState {
+  localAddress?: string;
+  origin?: SdpOrigin;
+  /** The gateway's last description on this leg without its o= version (RFC 3264 §8 comparison). */
+  lastContent?: string;
+  lastSdp?: string;
+  /** m-lines of the gateway's last description on this leg (RFC 3264 §8: later ones keep them). */
+  media: MediaLine[];
+  audioIndex: number;
+  protocol: string;
+  /** Payload numbers the gateway uses on this leg, by codec identity (RFC 3264 §8.3.2). */
+  gatewayPts: Map<string, number>;
+  /** Every number the gateway ever wrote on this leg and the codec it meant (RFC 3264 §8.3.2). */
+  ptMeaning: Map<number, string>;
+  /** Negotiated formats in the peer's numbering (what it declared it receives). */
+  peer: Codec[];
+  peerDirection: Direction;
+  peerPtime?: number;
+}
+
+type Pending =
+  | { kind: 'relay'; from: LegName; offer: ParsedSdp; sent: Codec[] }
+  | { kind: 'reoffer'; from: LegName; sent: Codec[] };
+
+/** A description without its o= line: what RFC 3264 §8 compares to decide on a new version. */
+const withoutOrigin = (sdp: string): string => sdp.replace(/^o=.*\r\n/m, '');
+/** The dynamic payload type range (RFC 3551 §6). */
+const DYNAMIC: readonly number[] = Array.from({ length: 32 }, (_, i) => 96 + i);
+const other = (leg: LegName): LegName => (leg === 'a' ? 'b' : 'a');
+const fail = (status: 400 | 488, reason: string): SdpResult => ({ ok: false, status, reason });
+
+function failure(err: unknown): SdpResult {
+  if (err instanceof SdpError) return fail(err.status, err.message);
+  throw err;
+}
+
+/** The offer's supported audio codecs followed by its supported telephone-event formats. */
+function relayable(offer: ParsedSdp): { codecs: Codec[]; events: Codec[] } {
+  return {
+    codecs: offer.audio.codecs.filter(isSupportedCodec),
+    events: offer.audio.telephoneEvents.filter(isSupportedTelephoneEvent),
+  };
+}
+
+/** A {@link MediaSession} over one {@link MediaRelay}, relaying without transcoding. */
+export class RelayedMediaSession implements MediaSession {
+  private readonly legs: Record<LegName, LegState> = { a: this.newLeg(), b: this.newLeg() };
+  private pending: Pending | undefined;
+  /** The last answered offer and the leg that answered it. */
+  private answered: { pending: Pending; by: LegName } | undefined;
+  /** Identities of the formats both legs agreed on, in preference order. */
+  private negotiated: string[] | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly relay: MediaRelay,
+    private readonly random: Random,
+    private readonly username = 'hookswitch',
+  ) {}
+
+  setLocalAddress(leg: LegName, address: string): void {
+    this.legs[leg].localAddress = address;
+  }
+
+  offer(from: LegName, sdp: string): SdpResult {
+    let offer: ParsedSdp;
+    try {
+      offer = parseSdp(sdp);
+    } catch (err) {
+      return failure(err);
+    }
+    const { codecs, events } = relayable(offer);
+    // No transcoding: an offer without a codec the relay can pass through cannot be met.
+    if (codecs.length === 0) return fail(488, 'no supported audio codec in the offer');
+    this.setRemote(from, offer);
+    const to = other(from);
+    const sent = this.numberFor(to, [...codecs, ...events]);
+    const body = this.render(to, undefined, sent, offer.audio.direction, offer.audio.ptime);
+    this.pending = { kind: 'relay', from, offer, sent };
+    this.answered = undefined;
+    return { ok: true, sdp: body };
+  }
+
+  answer(from: LegName, sdp: string): SdpResult {
+    // An answer seen early (18x) may come again in the 2xx: it is applied to the same offer.
+    const pending = this.pending ?? (this.answered?.by === from ? this.answered.pending : undefined);
+    if (pending === undefined || pending.from === from) return fail(400, `no offer outstanding towards leg ${from}`);
+    let answer: ParsedSdp;
+    try {
+      answer = parseSdp(sdp);
+    } catch (err) {
+      // Includes RFC 3264 §6 rejection of the audio stream (port 0): nothing left to relay.
+      return failure(err);
+    }
+    // RFC 3264 §6.1: the answer lists a subset of the offered formats, possibly renumbered.
+    const answered = intersection(pending.sent, [...answer.audio.codecs, ...answer.audio.telephoneEvents]);
+    if (!answered.some((c) => !isTelephoneEvent(c))) return fail(488, 'the answer holds no offered codec');
+    this.pending = undefined;
+    this.answered = { pending, by: from };
+    this.setRemote(from, answer);
+    const answerer = this.legs[from];
+    answerer.peer = answered;
+    answerer.peerDirection = answer.audio.direction;
+    answerer.peerPtime = answer.audio.ptime;
+    this.negotiated = answered.map(codecKey);
+
+    const offerer = pending.from;
+    if (pending.kind === 'reoffer') {
+      this.updatePayloadMaps();
+      return { ok: true, sdp: this.legs[offerer].lastSdp ?? '' };
+    }
+    // The offering leg gets back its own numbers for what the answerer chose, with the answerer's
+    // fmtp (they state what the answerer accepts).
+    const offered = [...pending.offer.audio.codecs, ...pending.offer.audio.telephoneEvents];
+    const back = answered.map((c) => ({ ...c, pt: offered.find((o) => codecKey(o) === codecKey(c))!.pt }));
+    const state = this.legs[offerer];
+    state.peer = intersection(answered, offered);
+    state.peerDirection = pending.offer.audio.direction;
+    state.peerPtime = pending.offer.audio.ptime;
+    this.adoptNumbers(offerer, back);
+    // The answer states the answerer's direction: it already reads from the answering side.
+    const body = this.render(offerer, pending.offer, back, answer.audio.direction, answer.audio.ptime);
+    this.updatePayloadMaps();
+    return { ok: true, sdp: body };
+  }
+
+  answerLocally(from: LegName, sdp: string): SdpResult {
+    let offer: ParsedSdp;
+    try {
+      offer = parseSdp(sdp);
+    } catch (err) {
+      return failure(err);
+    }
+    const { codecs, events } = relayable(offer);
+    const codec = codecs[0];
+    if (codec === undefined) return fail(488, 'no supported audio codec in the offer');
+    // RFC 4733 §2.1: events use the clock rate of the audio codec they accompany.
+    const event = events.find((e) => e.rate === codec.rate);
+    const chosen = event === undefined ? [codec] : [codec, event];
+    this.pending = undefined;
+    this.answered = undefined;
+    this.setRemote(from, offer);
+    this.relay.setPayloadMap(from, new Map());
+    this.relay.setEcho(true);
+    const state = this.legs[from];
+    state.peer = chosen;
+    state.peerDirection = offer.audio.direction;
+    state.peerPtime = offer.audio.ptime;
+    this.negotiated = chosen.map(codecKey);
+    this.adoptNumbers(from, chosen);
+    return { ok: true, sdp: this.render(from, offer, chosen, mirrorDirection(offer.audio.direction), offer.audio.ptime) };
+  }
+
+  reoffer(to: LegName): string {
+    const from = other(to);
+    const pending = this.pending;
+    if (pending?.kind === 'relay' && pending.from === from) {
+      const { codecs, events } = relayable(pending.offer);
+      const sent = this.numberFor(to, [...codecs, ...events]);
+      pending.sent = sent;
+      return this.render(to, undefined, sent, pending.offer.audio.direction, pending.offer.audio.ptime);
+    }
+    const negotiated = this.negotiated;
+    if (negotiated === undefined) throw new Error(`reoffer(${to}) before any media was offered`);
+    const source = this.legs[from];
+    const current = source.peer.filter((c) => negotiated.includes(codecKey(c)));
+    const sent = this.numberFor(to, current);
+    // The gateway presents the other leg's media: its direction and packetisation.
+    const body = this.render(to, undefined, sent, source.peerDirection, source.peerPtime);
+    this.pending = { kind: 'reoffer', from, sent };
+    this.answered = undefined;
+    return body;
+  }
+
+  idleMs(leg: LegName): number {
+    return this.relay.idleMs(leg);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.relay.close();
+  }
+
+  private newLeg(): LegState {
+    return { media: [], audioIndex: 0, protocol: 'RTP/AVP', gatewayPts: new Map(), ptMeaning: new Map(), peer: [], peerDirection: 'sendrecv' };
+  }
+
+  /** Points the relay at the peer's media, unless it said "send nothing" (c=0.0.0.0). */
+  private setRemote(leg: LegName, sdp: ParsedSdp): void {
+    const { address, port, rtcpPort } = sdp.audio;
+    if (isUnspecifiedAddress(address)) return;
+    const peer: RelayPeer = { address, port };
+    if (rtcpPort !== undefined) peer.rtcpPort = rtcpPort;
+    this.relay.setRemote(leg, peer);
+  }
+
+  /**
+   * The gateway's payload numbers on `leg` for `codecs`. RFC 3264 §8.3.2: a number keeps its
+   * meaning for the whole session, so a codec the gateway already numbered on this leg keeps its
+   * number; a new one keeps the source's number when free there, else takes a free dynamic one.
+   */
+  private numberFor(leg: LegName, codecs: readonly Codec[]): Codec[] {
+    const state = this.legs[leg];
+    const meaning = new Map(state.ptMeaning);
+    const out: Codec[] = [];
+    for (const c of codecs) {
+      const key = codecKey(c);
+      const free = (pt: number): boolean => (meaning.get(pt) ?? key) === key;
+      let pt = state.gatewayPts.get(key);
+      if (pt === undefined || out.some((o) => o.pt === pt)) {
+        pt = free(c.pt) ? c.pt : DYNAMIC.find((n) => !meaning.has(n));
+        if (pt === undefined) continue;
+      }
+      meaning.set(pt, key);
+      out.push({ ...c, pt });
+    }
+    return out;
+  }
+
+  /** Records numbers the gateway uses on `leg` (an answer reuses the offerer's, RFC 3264 §6.1). */
+  private adoptNumbers(leg: LegName, codecs: readonly Codec[]): void {
+    const pts = this.legs[leg].gatewayPts;
+    for (const c of codecs) {
+      for (const [key, pt] of pts) if (pt === c.pt) pts.delete(key);
+      pts.set(codecKey(c), c.pt);
+    }
+  }
+
+  /**
+   * Writes the gateway's description on `leg`: an answer mirroring `offer`'s m-lines, or (no
+   * offer) an offer keeping the m-lines of the gateway's previous description on the leg.
+   */
+  private render(leg: LegName, offer: ParsedSdp | undefined, codecs: readonly Codec[], direction: Direction, ptime?: number): string {
+    const state = this.legs[leg];
+    const address = state.localAddress;
+    if (address === undefined) throw new Error(`no local address set for leg ${leg}`);
+    if (offer !== undefined) {
+      // RFC 3264 §6: "The answer MUST contain exactly the same number of "m=" lines as the offer."
+      state.media = offer.media;
+      state.audioIndex = offer.audioIndex;
+      state.protocol = offer.audio.protocol;
+    } else if (state.media.length === 0) {
+      state.media = [{ type: 'audio', port: 0, protocol: 'RTP/AVP', formats: '' }];
+      state.audioIndex = 0;
+    }
+    for (const c of codecs) {
+      state.gatewayPts.set(codecKey(c), c.pt);
+      state.ptMeaning.set(c.pt, codecKey(c));
+    }
+    const port = this.relay.localPort(leg);
+    const audio = { port, protocol: state.protocol, codecs, direction, rtcpPort: port + 1, ...(ptime === undefined ? {} : { ptime }) };
+    const spec = { address, media: state.media, audioIndex: state.audioIndex, audio };
+    if (state.origin === undefined) {
+      state.origin = { username: this.username, sessionId: this.newSessionId(), version: 1, address };
+    }
+    let sdp = buildSdp({ ...spec, origin: state.origin });
+    const content = withoutOrigin(sdp);
+    if (state.lastContent !== undefined && content !== state.lastContent) {
+      // RFC 3264 §8: "the version in the origin field MUST increment by one from the previous SDP.
+      // If the version in the origin line does not increment, the SDP MUST be identical".
+      state.origin = { ...state.origin, version: state.origin.version + 1 };
+      sdp = buildSdp({ ...spec, origin: state.origin });
+    }
+    state.lastContent = content;
+    state.lastSdp = sdp;
+    return state.lastSdp;
+  }
+
+  /** RFC 4566 §5.2: a numeric session id; 48 random bits keep it a safe integer. */
+  private newSessionId(): string {
+    return String(this.random.bytes(6).readUIntBE(0, 6));
+  }
+
+  /**
+   * Packets arriving from leg X towards leg Y carry Y's numbers (what Y declared it receives).
+   * X may send with the numbers of its own SDP or of the gateway's SDP on X (RFC 3264 §6.1 wants
+   * the latter); both are mapped, X's own winning a clash.
+   */
+  private updatePayloadMaps(): void {
+    const negotiated = this.negotiated ?? [];
+    for (const x of ['a', 'b'] as const) {
+      const y = other(x);
+      const map = new Map<number, number>();
+      for (const key of negotiated) {
+        const target = this.legs[y].peer.find((c) => codecKey(c) === key)?.pt ?? this.legs[y].gatewayPts.get(key);
+        if (target === undefined) continue;
+        const viaGateway = this.legs[x].gatewayPts.get(key);
+        if (viaGateway !== undefined && !map.has(viaGateway)) map.set(viaGateway, target);
+      }
+      for (const key of negotiated) {
+        const target = this.legs[y].peer.find((c) => codecKey(c) === key)?.pt ?? this.legs[y].gatewayPts.get(key);
+        const own = this.legs[x].peer.find((c) => codecKey(c) === key)?.pt;
+        if (target !== undefined && own !== undefined) map.set(own, target);
+      }
+      this.relay.setPayloadMap(x, map);
+    }
+  }
+}
+
+/**
+ * Media sessions over RTP relays from `relays`: `create()` opens a relay (rejecting when the port
+ * range is exhausted) and wraps it; the session's `close()` closes the relay. `username` is the
+ * o= user name (default "hookswitch").
+ */
+export function relayedMediaFactory(
+  relays: Pick<RtpRelayFactory, 'open'>,
+  opts: { random: Random; username?: string },
+): MediaSessionFactory {
+  const username = (opts.username ?? 'hookswitch').replace(/[\s]/g, '-') || '-';
+  return {
+    async create(): Promise<MediaSession> {
+      const relay = await relays.open();
+      return new RelayedMediaSession(relay, opts.random, username);
+    },
+  };
+}

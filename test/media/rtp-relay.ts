@@ -1,0 +1,437 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import { ManualClock } from '../../src/runtime/clock.ts';
+import { MemoryLogger } from '../../src/runtime/logger.ts';
+import { PortAllocator } from '../../src/media/port-allocator.ts';
+import { decodeRtpHeader, encodeRtpHeader, type RtpHeader } from '../../src/media/rtp-packet.ts';
+import { RtpRelayFactory, type MediaRelay } from '../../src/media/rtp-relay.ts';
+
+const HOST = '127.0.0.1';
+// A range per test process, so parallel test runs rarely meet (and EADDRINUSE is skipped anyway).
+const BASE = 42000 + (process.pid % 400) * 40;
+const RELAY_RANGE: [number, number] = [BASE, BASE + 19];
+const PHONE_PORTS = new PortAllocator(BASE + 20, BASE + 39);
+
+interface Datagram {
+  msg: Buffer;
+  port: number;
+}
+
+/** A UDP socket that queues what it receives; `next()` waits up to 2 s for the next datagram. */
+class Endpoint {
+  readonly queue: Datagram[] = [];
+  private waiter: ((d: Datagram) => void) | undefined;
+  constructor(readonly socket: dgram.Socket) {
+    socket.on('message', (msg, rinfo) => {
+      const d = { msg, port: rinfo.port };
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w(d);
+      } else this.queue.push(d);
+    });
+  }
+  get port(): number {
+    return this.socket.address().port;
+  }
+  send(msg: Uint8Array, port: number): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.send(msg, port, HOST, (err) => (err ? reject(err) : resolve())));
+  }
+  next(): Promise<Datagram> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no datagram within 2 s')), 2000);
+      this.waiter = (d) => {
+        clearTimeout(timer);
+        resolve(d);
+      };
+    });
+  }
+}
+
+function bind(port = 0): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', (err) => {
+      s.close();
+      reject(err);
+    });
+    s.bind({ address: HOST, port, exclusive: true }, () => resolve(s));
+  });
+}
+
+/** A phone with an RTP socket on an even port and its RTCP socket on the next one. */
+class Phone {
+  constructor(
+    readonly rtp: Endpoint,
+    readonly rtcp: Endpoint,
+  ) {}
+  static async open(tap: { teardown(fn: () => void): void }): Promise<Phone> {
+    const { port, value } = await PHONE_PORTS.acquire(async (p) => {
+      const rtp = await bind(p);
+      try {
+        return { rtp, rtcp: await bind(p + 1) };
+      } catch (err) {
+        rtp.close();
+        throw err;
+      }
+    });
+    tap.teardown(() => {
+      value.rtp.close();
+      value.rtcp.close();
+      PHONE_PORTS.release(port);
+    });
+    return new Phone(new Endpoint(value.rtp), new Endpoint(value.rtcp));
+  }
+  /** What to put in setRemote: the SDP of this phone. */
+  get sdp(): { address: string; port: number } {
+    return { address: HOST, port: this.rtp.port };
+  }
+}
+
+async function endpoint(tap: { teardown(fn: () => void): void }): Promise<Endpoint> {
+  const s = await bind();
+  tap.teardown(() => s.close());
+  return new Endpoint(s);
+}
+
+function rtp(h: Partial<RtpHeader> & { sequence: number }, payload = 'voice'): Buffer {
+  const header = encodeRtpHeader({ marker: false, payloadType: 0, timestamp: h.sequence * 160, ssrc: 0x1111, ...h });
+  return Buffer.concat([header, Buffer.from(payload)]);
+}
+
+function rtcp(ssrc: number): Buffer {
+  // An empty receiver report (RFC 3550 §6.4.2): V=2, RC=0, PT=201, length=1.
+  const b = Buffer.from([0x80, 201, 0, 1, 0, 0, 0, 0]);
+  b.writeUInt32BE(ssrc, 4);
+  return b;
+}
+
+interface Setup {
+  relay: MediaRelay;
+  factory: RtpRelayFactory;
+  clock: ManualClock;
+  logger: MemoryLogger;
+  a: Phone;
+  b: Phone;
+}
+
+/** Waits (a few event-loop turns at most 2 s) until the relay has taken in `n` datagrams on `leg`. */
+async function received(relay: MediaRelay, leg: 'a' | 'b', n: number): Promise<void> {
+  const until = Date.now() + 2000;
+  while (relay.stats(leg).received < n) {
+    if (Date.now() > until) throw new Error(`leg ${leg} received ${relay.stats(leg).received} of ${n} datagrams`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+async function setup(tap: { teardown(fn: () => void): void }, remotes = true): Promise<Setup> {
+  const clock = new ManualClock(1000);
+  const logger = new MemoryLogger();
+  const factory = new RtpRelayFactory({ bind: HOST, ports: RELAY_RANGE, clock, logger });
+  const relay = await factory.open();
+  tap.teardown(() => factory.closeAll());
+  const a = await Phone.open(tap);
+  const b = await Phone.open(tap);
+  if (remotes) {
+    relay.setRemote('a', a.sdp);
+    relay.setRemote('b', b.sdp);
+  }
+  return { relay, factory, clock, logger, a, b };
+}
+
+t.test('RTP and RTCP (on port + 1) are relayed both ways from the leg ports', async (t) => {
+  const { relay, a, b } = await setup(t);
+  const pa = relay.localPort('a');
+  const pb = relay.localPort('b');
+  t.ok(pa % 2 === 0 && pb % 2 === 0 && pa !== pb, 'even, distinct RTP ports');
+
+  const out = rtp({ sequence: 1 });
+  await a.rtp.send(out, pa);
+  let got = await b.rtp.next();
+  t.same(got.msg, out, 'a → b RTP unchanged');
+  t.equal(got.port, pb, 'sent from leg b port (symmetric RTP)');
+
+  const back = rtp({ sequence: 77, ssrc: 0x2222 }, 'reply');
+  await b.rtp.send(back, pb);
+  got = await a.rtp.next();
+  t.same(got.msg, back, 'b → a RTP unchanged');
+  t.equal(got.port, pa);
+
+  await a.rtcp.send(rtcp(0x1111), pa + 1);
+  got = await b.rtcp.next();
+  t.same(got.msg, rtcp(0x1111), 'a → b RTCP to the peer RTP port + 1');
+  t.equal(got.port, pb + 1, 'from leg b RTCP port');
+  await b.rtcp.send(rtcp(0x2222), pb + 1);
+  t.same((await a.rtcp.next()).msg, rtcp(0x2222), 'b → a RTCP');
+
+  t.same(relay.stats('a'), { received: 2, forwarded: 2, dropped: 0 });
+  t.same(relay.stats('b'), { received: 2, forwarded: 2, dropped: 0 });
+});
+
+t.test('a=rtcp port from the SDP is used until RTCP latches', async (t) => {
+  const { relay, a, b } = await setup(t);
+  const other = await endpoint(t);
+  relay.setRemote('b', { ...b.sdp, rtcpPort: other.port });
+  await a.rtcp.send(rtcp(1), relay.localPort('a') + 1);
+  t.same((await other.next()).msg, rtcp(1));
+});
+
+t.test('symmetric RTP: a leg latches to the first source even when its SDP said another port', async (t) => {
+  const { relay, a, b } = await setup(t);
+  const nated = await endpoint(t); // the port the NAT maps b's media to
+  await a.rtp.send(rtp({ sequence: 1 }), relay.localPort('a'));
+  t.equal((await b.rtp.next()).msg.readUInt16BE(2), 1, 'before latching: to the SDP port');
+
+  await nated.send(rtp({ sequence: 500, ssrc: 0x2222 }), relay.localPort('b'));
+  t.equal((await a.rtp.next()).msg.readUInt16BE(2), 500, 'the NATed source is relayed');
+  await a.rtp.send(rtp({ sequence: 2 }), relay.localPort('a'));
+  t.equal((await nated.next()).msg.readUInt16BE(2), 2, 'after latching: to the source, not the SDP port');
+  t.equal(b.rtp.queue.length, 0, 'nothing more to the SDP port');
+
+  await nated.socket.send(rtcp(7), relay.localPort('b') + 1, HOST);
+  t.same((await a.rtcp.next()).msg, rtcp(7), 'RTCP latches separately');
+  await a.rtcp.send(rtcp(8), relay.localPort('a') + 1);
+  t.same((await nated.next()).msg, rtcp(8), 'RTCP back to its latched source');
+});
+
+t.test('once latched, packets from any other source are dropped and counted', async (t) => {
+  const { relay, a, b } = await setup(t);
+  const intruder = await endpoint(t);
+  await a.rtp.send(rtp({ sequence: 1 }), relay.localPort('a'));
+  await a.rtcp.send(rtcp(0x1111), relay.localPort('a') + 1);
+  await b.rtp.next();
+  await b.rtcp.next();
+  await intruder.send(rtp({ sequence: 666, ssrc: 0x6666 }), relay.localPort('a'));
+  await intruder.send(rtcp(0x6666), relay.localPort('a') + 1);
+  await a.rtcp.send(rtcp(0x1111), relay.localPort('a') + 1);
+  await a.rtp.send(rtp({ sequence: 2 }), relay.localPort('a'));
+  t.same((await b.rtcp.next()).msg, rtcp(0x1111), 'the latched RTCP source goes through');
+  t.equal((await b.rtp.next()).msg.readUInt16BE(2), 2, 'the next packet from the latched source is relayed');
+  t.equal(b.rtp.queue.length + b.rtcp.queue.length, 0, 'the intruder packets were not');
+  t.same(relay.stats('a'), { received: 6, forwarded: 4, dropped: 2 });
+});
+
+t.test('malformed packets and packets with nowhere to go are dropped and counted', async (t) => {
+  const { relay, a, b } = await setup(t, false);
+  const pa = relay.localPort('a');
+  await a.rtp.send(Buffer.from('short'), pa);
+  await a.rtp.send(Buffer.from([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6]), pa); // STUN-like, V=0
+  await a.rtp.send(rtp({ sequence: 1 }), pa); // latches, but leg b has no SDP peer and has not sent
+  await received(relay, 'a', 3);
+  relay.setRemote('b', b.sdp);
+  await a.rtp.send(rtp({ sequence: 2 }), pa);
+  t.equal((await b.rtp.next()).msg.readUInt16BE(2), 2, 'forwarded once b has an address');
+  await a.rtcp.send(Buffer.from([0x80, 201, 0]), pa + 1);
+  await a.rtcp.send(rtcp(1), pa + 1);
+  t.same((await b.rtcp.next()).msg, rtcp(1), 'a 3-byte RTCP packet is dropped, a valid one relayed');
+  t.same(relay.stats('a'), { received: 6, forwarded: 2, dropped: 4 });
+  t.same(relay.stats('b'), { received: 0, forwarded: 0, dropped: 0 });
+
+  relay.setRemote('b', { address: '0.0.0.0', port: b.rtp.port });
+  await a.rtp.send(rtp({ sequence: 3 }), pa);
+  await received(relay, 'a', 7);
+  relay.setRemote('b', { address: HOST, port: 0 });
+  await a.rtp.send(rtp({ sequence: 4 }), pa);
+  await received(relay, 'a', 8);
+  relay.setRemote('b', b.sdp);
+  await a.rtp.send(rtp({ sequence: 5 }), pa);
+  t.equal((await b.rtp.next()).msg.readUInt16BE(2), 5, 'hold address 0.0.0.0 and port 0 receive nothing');
+  t.same(relay.stats('a'), { received: 9, forwarded: 3, dropped: 6 });
+});
+
+t.test('unusable peers: no sending, a warning; send failures are logged once and the call goes on', async (t) => {
+  const { relay, logger, a, b } = await setup(t);
+  const pa = relay.localPort('a');
+  const cases: { name: string; address: string; warning: string }[] = [
+    { name: 'IPv6 peer of an IPv4 relay', address: '::1', warning: 'relay peer unreachable from the bind address family' },
+    { name: 'a host name', address: 'phone.example.com', warning: 'relay peer address is not an IP address' },
+  ];
+  let n = 0;
+  for (const c of cases) {
+    relay.setRemote('b', { address: c.address, port: 5004 });
+    await a.rtp.send(rtp({ sequence: ++n }), pa);
+    await received(relay, 'a', n);
+    t.ok(logger.records.some((r) => r.level === 'warn' && r.msg === c.warning && r.fields.address === c.address), `${c.name}: warned`);
+  }
+  t.same(relay.stats('a'), { received: 2, forwarded: 0, dropped: 2 }, 'nothing sent');
+
+  relay.setRemote('b', { address: '255.255.255.255', port: 5004 }); // broadcast is refused by a socket without SO_BROADCAST
+  await a.rtp.send(rtp({ sequence: 3 }), pa);
+  await a.rtp.send(rtp({ sequence: 4 }), pa);
+  await received(relay, 'a', 4);
+  const until = Date.now() + 2000;
+  while (!logger.records.some((r) => r.msg.startsWith('relay socket error')) && Date.now() < until) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  t.equal(logger.records.filter((r) => r.msg.startsWith('relay socket error')).length, 1, 'the failure is logged once');
+  relay.setRemote('b', b.sdp);
+  await a.rtp.send(rtp({ sequence: 5 }), pa);
+  t.equal((await b.rtp.next()).msg.readUInt16BE(2), 5, 'the relay still works');
+  relay.close();
+  t.ok(logger.records.some((r) => r.msg === 'relay closed' && typeof r.fields.socketErrors === 'number' && r.fields.socketErrors >= 1), 'errors counted');
+});
+
+t.test('the payload-type map applies to packets from its leg, keeping the marker bit', async (t) => {
+  const { relay, a, b } = await setup(t);
+  relay.setPayloadMap('a', new Map([[101, 96], [0, 0]]));
+  const pa = relay.localPort('a');
+  const cases: { name: string; pt: number; marker: boolean; expected: number }[] = [
+    { name: 'mapped, marker set', pt: 101, marker: true, expected: 96 },
+    { name: 'mapped, marker clear', pt: 101, marker: false, expected: 96 },
+    { name: 'unmapped passes', pt: 8, marker: true, expected: 8 },
+    { name: 'identity entry', pt: 0, marker: false, expected: 0 },
+  ];
+  let seq = 0;
+  for (const c of cases) {
+    const sent = rtp({ sequence: ++seq, payloadType: c.pt, marker: c.marker });
+    await a.rtp.send(sent, pa);
+    const got = (await b.rtp.next()).msg;
+    const h = decodeRtpHeader(got);
+    t.same([h.payloadType, h.marker], [c.expected, c.marker], c.name);
+    t.same(got.subarray(2), sent.subarray(2), `${c.name}: rest of the packet untouched`);
+  }
+  await b.rtp.send(rtp({ sequence: 9, payloadType: 101 }), relay.localPort('b'));
+  t.equal(decodeRtpHeader((await a.rtp.next()).msg).payloadType, 101, 'the other direction is not mapped');
+  t.throws(() => relay.setPayloadMap('b', new Map([[1, 128]])), RangeError, 'out-of-range PT refused');
+  relay.setPayloadMap('a', new Map());
+  await a.rtp.send(rtp({ sequence: 10, payloadType: 101 }), pa);
+  t.equal(decodeRtpHeader((await b.rtp.next()).msg).payloadType, 101, 'an empty map clears the mapping');
+});
+
+t.test('echo mode reflects RTP and RTCP to the sending leg, unmapped', async (t) => {
+  const { relay, a, b } = await setup(t);
+  relay.setEcho(true);
+  relay.setPayloadMap('a', new Map([[0, 8]]));
+  const pa = relay.localPort('a');
+  const sent = rtp({ sequence: 42 });
+  await a.rtp.send(sent, pa);
+  const got = await a.rtp.next();
+  t.same(got.msg, sent, 'the caller hears its own packet, PT unchanged');
+  t.equal(got.port, pa, 'from the port it sent to');
+  await a.rtcp.send(rtcp(5), pa + 1);
+  t.same((await a.rtcp.next()).msg, rtcp(5), 'RTCP reflected');
+  t.equal(b.rtp.queue.length, 0, 'the other leg gets nothing');
+  t.same(relay.stats('a'), { received: 2, forwarded: 2, dropped: 0 });
+});
+
+t.test('transfer: setRemote to a new address resets latching; a new SSRC continues the stream', async (t) => {
+  const { relay, a, b } = await setup(t);
+  const pa = relay.localPort('a');
+  const pb = relay.localPort('b');
+  await b.rtp.send(rtp({ sequence: 100, timestamp: 16000, ssrc: 0xb1 }), pb);
+  await b.rtp.send(rtp({ sequence: 101, timestamp: 16160, ssrc: 0xb1 }), pb);
+  await a.rtp.next();
+  await a.rtp.next();
+
+  const c = await Phone.open(t); // the transfer target
+  await c.rtp.send(rtp({ sequence: 9000, ssrc: 0xc1 }), pb);
+  await b.rtp.send(rtp({ sequence: 102, timestamp: 16320, ssrc: 0xb1 }), pb);
+  t.equal((await a.rtp.next()).msg.readUInt16BE(2), 102, 'before setRemote the new phone is an intruder');
+  relay.setRemote('b', b.sdp);
+  await c.rtp.send(rtp({ sequence: 9001, ssrc: 0xc1 }), pb);
+  await b.rtp.send(rtp({ sequence: 103, timestamp: 16480, ssrc: 0xb1 }), pb);
+  t.equal((await a.rtp.next()).msg.readUInt16BE(2), 103, 'the same SDP address keeps the latch');
+  t.equal(relay.stats('b').dropped, 2);
+
+  relay.setRemote('b', c.sdp);
+  await a.rtp.send(rtp({ sequence: 1 }), pa);
+  t.equal((await c.rtp.next()).msg.readUInt16BE(2), 1, 'a now reaches the new phone');
+  await c.rtp.send(rtp({ sequence: 30000, timestamp: 5, ssrc: 0xc1 }), pb);
+  await c.rtp.send(rtp({ sequence: 30001, timestamp: 165, ssrc: 0xc1 }), pb);
+  await b.rtp.send(rtp({ sequence: 104, timestamp: 16640, ssrc: 0xb1 }), pb);
+  await c.rtp.send(rtp({ sequence: 30002, timestamp: 325, ssrc: 0xc1 }), pb);
+  const first = decodeRtpHeader((await a.rtp.next()).msg);
+  const second = decodeRtpHeader((await a.rtp.next()).msg);
+  const third = decodeRtpHeader((await a.rtp.next()).msg);
+  t.same(
+    [first.ssrc, first.sequence, first.timestamp, first.marker],
+    [0xb1, 104, 16640, true],
+    'first packet of the new source: old SSRC, sequence +1, timestamp +160, marker',
+  );
+  t.same(
+    [second.ssrc, second.sequence, second.timestamp, third.sequence, third.timestamp],
+    [0xb1, 105, 16800, 106, 16960],
+    'and the stream continues',
+  );
+  t.equal(a.rtp.queue.length, 0, 'the old phone is now dropped');
+  t.equal(relay.stats('b').dropped, 3);
+});
+
+t.test('idleMs counts from open, then from the last accepted packet (injected clock)', async (t) => {
+  const { relay, clock, a, b } = await setup(t);
+  clock.advance(2500);
+  t.same([relay.idleMs('a'), relay.idleMs('b')], [2500, 2500], 'since open');
+  await a.rtp.send(rtp({ sequence: 1 }), relay.localPort('a'));
+  await b.rtp.next();
+  clock.advance(40);
+  t.same([relay.idleMs('a'), relay.idleMs('b')], [40, 2540], 'RTP on a resets a only');
+  clock.advance(1000);
+  await b.rtcp.send(rtcp(2), relay.localPort('b') + 1);
+  await a.rtcp.next();
+  t.equal(relay.idleMs('b'), 0, 'RTCP keeps a held leg alive');
+});
+
+t.test('ports: close releases them, exhaustion rejects, pairs in use elsewhere are skipped', async (t) => {
+  const clock = new ManualClock();
+  const logger = new MemoryLogger();
+  const range: [number, number] = [BASE + 10, BASE + 19]; // five pairs
+  const factory = new RtpRelayFactory({ bind: HOST, ports: range, clock, logger });
+  t.teardown(() => factory.closeAll());
+  const squatter = await bind(BASE + 11); // RTCP port of the first pair, held by "another process"
+  let squatting = true;
+  t.teardown(() => squatting && squatter.close());
+
+  const r1 = await factory.open();
+  t.same([r1.localPort('a'), r1.localPort('b')], [BASE + 12, BASE + 14], 'first pair skipped (its RTCP port is taken)');
+  const r2 = await factory.open();
+  t.same([r2.localPort('a'), r2.localPort('b')], [BASE + 16, BASE + 18], 'round robin continues');
+  t.equal(factory.active(), 2);
+  await t.rejects(factory.open(), { code: 'RTP_PORTS_IN_USE' }, 'no pairs left that can be bound');
+
+  r1.close();
+  r1.close();
+  t.equal(factory.active(), 1, 'close is idempotent');
+  const rebound = await bind(BASE + 12);
+  t.equal(rebound.address().port, BASE + 12, 'a closed relay no longer holds its ports');
+  rebound.close();
+  const r3 = await factory.open();
+  t.same([r3.localPort('a'), r3.localPort('b')], [BASE + 12, BASE + 14], 'released pairs are handed out again');
+  await t.rejects(factory.open(), { code: 'RTP_PORTS_IN_USE' });
+  squatter.close();
+  squatting = false;
+  r3.close();
+  const r4 = await factory.open();
+  t.same([r4.localPort('a'), r4.localPort('b')], [BASE + 12, BASE + 14], 'the cursor had passed the first pair');
+  await t.rejects(factory.open(), { code: 'RTP_PORTS_EXHAUSTED' }, 'leg a got the last pair, leg b none');
+  const freed = await bind(BASE + 10);
+  t.equal(freed.address().port, BASE + 10, 'a failed open gives back the pair of its first leg');
+  freed.close();
+  factory.closeAll();
+  t.equal(factory.active(), 0, 'closeAll closes every relay');
+  t.ok(
+    logger.records.some((r) => r.msg === 'relay closed' && r.fields.relay === r1.id),
+    'close logs the per-leg counters once',
+  );
+});
+
+t.test('an IPv6 bind address relays over IPv6', async (t) => {
+  const factory = new RtpRelayFactory({ bind: '::1', ports: RELAY_RANGE, clock: new ManualClock(), logger: new MemoryLogger() });
+  t.teardown(() => factory.closeAll());
+  const relay = await factory.open();
+  const open6 = (): Promise<dgram.Socket> =>
+    new Promise((resolve) => {
+      const s = dgram.createSocket('udp6');
+      s.bind({ address: '::1', port: 0 }, () => resolve(s));
+    });
+  const [sa, sb] = await Promise.all([open6(), open6()]);
+  t.teardown(() => {
+    sa.close();
+    sb.close();
+  });
+  relay.setRemote('b', { address: '::1', port: sb.address().port });
+  const got = new Promise<Buffer>((resolve) => sb.once('message', resolve));
+  sa.send(rtp({ sequence: 6 }), relay.localPort('a'), '::1');
+  t.equal((await got).readUInt16BE(2), 6);
+});
