@@ -205,18 +205,24 @@ t.test('authentication and sources: 407 for LAN phones, none from the trunk, 403
 });
 
 t.test('routing outcomes', async (t) => {
-  const cases: { name: string; dial: string; expect: number; bind?: boolean; maxForwards?: number; sdp?: string; noPorts?: boolean }[] = [
+  const cases: { name: string; dial: string; expect: number; maxForwards?: number; sdp?: string; noPorts?: boolean; headers?: [string, string][] }[] = [
     { name: 'no dial plan match: 404', dial: '999', expect: 404 },
     { name: 'peer target: 404 for now', dial: '555', expect: 404 },
     { name: 'extension without bindings: 480', dial: '103', expect: 480 },
     { name: 'Max-Forwards 0: 483', dial: '102', expect: 483, maxForwards: 0 },
     { name: 'no common codec: 488', dial: '102', expect: 488, sdp: sdp('bad', 'sendrecv', '99') },
     { name: 'no RTP ports: 503', dial: '102', expect: 503, noPorts: true },
+    { name: 'Session-Expires below Min-SE: 422 (RFC 4028 §9)', dial: '102', expect: 422, headers: [['Session-Expires', '30']] },
+    { name: 'delayed offer (no SDP) is not supported yet: 488', dial: '102', expect: 488, sdp: '' },
   ];
   for (const c of cases) {
     const { h, alice } = await setUp();
     if (c.noPorts) h.media.exhausted = true;
-    await alice.call(c.dial, { ...(c.maxForwards !== undefined ? { maxForwards: c.maxForwards } : {}), ...(c.sdp ? { sdp: c.sdp } : {}) });
+    await alice.call(c.dial, {
+      ...(c.maxForwards !== undefined ? { maxForwards: c.maxForwards } : {}),
+      ...(c.sdp !== undefined ? { sdp: c.sdp } : {}),
+      ...(c.headers ? { headers: c.headers } : {}),
+    });
     const final = alice.inbox.find((m): m is SipResponse => m.kind === 'response' && m.status >= 200);
     t.equal(final?.status, c.expect, c.name);
     t.same(h.b2bua.calls(), [], `${c.name}: no call left`);
@@ -265,5 +271,19 @@ t.test('shutdown hangs up every call with BYE', async (t) => {
   await h.flush();
   t.ok(alice.takeRequest('BYE'));
   t.ok(bob.takeRequest('BYE'));
+  t.same(h.b2bua.calls(), []);
+});
+
+t.test('no ACK for the 2xx within 64*T1: the call is hung up on both legs (§13.3.1.4)', async (t) => {
+  const { h, alice, bob } = await setUp();
+  await alice.call('102');
+  const inv = bob.takeRequest('INVITE')!;
+  await bob.reply(inv, 200, { sdp: sdp('bob') });
+  await h.advance(31_999);
+  t.ok(alice.statuses().filter((s) => s === 200).length >= 7, '2xx retransmitted with T1 doubling to T2');
+  t.equal(bob.takeRequest('BYE'), undefined);
+  await h.advance(1);
+  t.ok(bob.takeRequest('BYE'), 'BYE to the callee');
+  t.ok(alice.takeRequest('BYE'), 'BYE to the caller');
   t.same(h.b2bua.calls(), []);
 });

@@ -365,3 +365,13 @@ export function parseSippStats(csv: string): SippStats | null {
     failureKinds,
   };
 }
+
+/**
+ * An injection file for test/sipp/register-csv-uac.xml: `SEQUENTIAL`, then one
+ * `user;[authentication username=U password=P]` line per user (SIPp 3.6 cannot nest [field0]
+ * inside [authentication], but expands a field that holds the whole keyword).
+ */
+export function sippUsersCsv(users: readonly (readonly [string, string])[]): string {
+  for (const [u, p] of users) if (/[;\]\s]/.test(u + p)) throw new Error(`user or password unusable in a SIPp CSV: ${u}`);
+  return `SEQUENTIAL\n${users.map(([u, p]) => `${u};[authentication username=${u} password=${p}]`).join('\n')}\n`;
+}

@@ -29,6 +29,8 @@ export interface KamailioOptions {
   proxyTarget?: string;
   /** proxy mode: challenge INVITEs (407) before relaying them. */
   proxyInviteAuth?: boolean;
+  /** Longest registration granted, in seconds (registrar max_expires); default 3600. */
+  maxExpires?: number;
   /** Shared memory in MB; default 64. */
   sharedMemoryMb?: number;
   /** kamailio's log level (`debug=`): 2 (info, default) or 3 (debug). */
@@ -84,7 +86,8 @@ function usersConfig(users: Record<string, string>): string {
     if (!/^[A-Za-z0-9_.+-]+$/.test(name)) throw new Error(`kamailio user name not supported: ${name}`);
     return `\t$sht(users=>${name}) = ${quoted(pw)};`;
   });
-  return `event_route[htable:mod-init] {\n${lines.join('\n')}\n}\n`;
+  // kamailio refuses an empty route block: no users, no block.
+  return lines.length === 0 ? '' : `event_route[htable:mod-init] {\n${lines.join('\n')}\n}\n`;
 }
 
 /** Starts kamailio and resolves once it answers SIP on its port. */
@@ -102,6 +105,7 @@ export async function startKamailio(opts: KamailioOptions): Promise<Kamailio> {
     TRUNK_PREFIX: quoted(opts.trunkPrefix ?? '9'),
     TRUNK_TARGET: quoted(`sip:${opts.trunkTarget ?? '127.0.0.1:9'}`),
     PROXY_TARGET: quoted(`sip:${opts.proxyTarget ?? '127.0.0.1:9'}`),
+    MAX_EXPIRES: String(Math.trunc(opts.maxExpires ?? 3600)),
   };
   if (opts.mode === 'proxy') {
     defines.MODE_PROXY = true;

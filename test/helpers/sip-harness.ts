@@ -9,7 +9,7 @@ import { SeededRandom } from '../../src/runtime/random.ts';
 import { DigestClient } from '../../src/sip/auth/digest-client.ts';
 import { DigestServer } from '../../src/sip/auth/digest-server.ts';
 import { Dialog } from '../../src/sip/dialog/dialog.ts';
-import { buildRequest, buildResponse, newTag } from '../../src/sip/dialog/request-builder.ts';
+import { buildRequest, buildResponse } from '../../src/sip/dialog/request-builder.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message/message.ts';
 import { parseMessage } from '../../src/sip/message/parser.ts';
 import { serializeMessage } from '../../src/sip/message/serialize.ts';
@@ -409,4 +409,3 @@ function newTagFor(phone: Phone, req: SipRequest): string {
   return existing ?? `uas-${phone.ext}-${phone.endpoint.address.replace(/\./g, '')}`;
 }
 
-export { newTag };

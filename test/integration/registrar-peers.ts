@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { REPO_ROOT, findExecutable, freePort, parseSippStats, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { REPO_ROOT, findExecutable, freePort, parseSippStats, sippUsersCsv, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { runSvcrack, runSvwar } from '../helpers/sipvicious.ts';
 import { spawnSipp, type SippProcess } from '../helpers/sipp.ts';
 
@@ -86,7 +86,7 @@ await t.test('(a) 1000 users register with digest via SIPp at 500/s; wrong passw
     await t.test(c.name, async (t) => {
       const csv = join(work, `users-${c.outcome}.csv`);
       const users = Object.keys(extensions).slice(0, c.users);
-      writeFileSync(csv, `SEQUENTIAL\n${users.map((u) => `${u};${c.password(u)}`).join('\n')}\n`);
+      writeFileSync(csv, sippUsersCsv(users.map((u) => [u, c.password(u)])));
       const run = await sippRun('register-csv-uac.xml', ['-inf', csv, '-m', String(c.users), '-r', '500', '-t', 'u1'], target, 40_000, c.source);
       t.notOk(run.timedOut, 'sipp finished within 40 s', { output: run.output });
       t.equal(run.exitCode, 0, 'sipp exit code 0', { output: run.output, log: gw.log().slice(-2_000) });

@@ -16,13 +16,14 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { Random } from '../../runtime/random.ts';
 import { challengeIsStale, DigestClient } from '../auth/digest-client.ts';
 import { buildRequest, newCallId, newTag } from '../dialog/request-builder.ts';
-import { parseContact, parseUint } from '../message/header-values.ts';
 import type { SipRequest, SipResponse } from '../message/message.ts';
 import type { SipUri } from '../message/types.ts';
 import { formatHostPort, parseUri } from '../message/uri.ts';
-import { uriEquals } from '../message/uri-equals.ts';
 import type { ClientTransactionHandlers, Destination } from '../transaction/types.ts';
 import { crlfPinger, KeepAlive, sendOptionsPing } from './keep-alive.ts';
+import { errorText, grantedExpires, refreshDelaySeconds, retryAfterMs, splitHostPort, statusText, uintHeader } from './registration-response.ts';
+
+export { grantedExpires, refreshDelaySeconds, splitHostPort } from './registration-response.ts';
 
 /** Where a registration stands, as `status` shows it. */
 export type RegistrationState = 'registering' | 'registered' | 'failed' | 'stopped';
@@ -107,8 +108,6 @@ export interface RegistrationClientOptions {
   keepAliveTimeoutMs?: number;
 }
 
-/** Shortest refresh interval, unless the binding itself is shorter (then expiry − 5 s). */
-const MIN_REFRESH_S = 30;
 /** Fraction of a retry delay that jitter may remove, so that many gateways do not retry in step. */
 const JITTER = 0.25;
 /** Fraction of a refresh delay that jitter may remove (refreshes only ever come earlier). */
@@ -563,65 +562,4 @@ function defaultDestination(trunk: RegistrationTrunk): Destination {
     return { transport: trunk.transport, address: host, port: port ?? defaultPort };
   }
   return { transport: trunk.transport, address: trunk.host, port: trunk.port };
-}
-
-/** Splits `host`, `host:port`, `[v6]` or `[v6]:port`. A bare IPv6 address has no port. */
-export function splitHostPort(text: string): { host: string; port?: number } {
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  if (v6) return v6[2] ? { host: v6[1]!, port: Number(v6[2]) } : { host: v6[1]! };
-  const m = /^([^:]+):(\d+)$/.exec(text);
-  if (m) return { host: m[1]!, port: Number(m[2]) };
-  return { host: text };
-}
-
-/**
- * The lifetime the registrar granted (§10.2.4): the `expires` parameter of the Contact in the
- * 200 that matches ours (§19.1.4 URI equality), else the Expires header, else what we asked for.
- */
-export function grantedExpires(res: SipResponse, ours: SipUri, requested: number): number {
-  for (const value of res.headers.getAll('contact')) {
-    try {
-      const c = parseContact(value);
-      if (c.star || !uriEquals(c.uri, ours)) continue;
-      const e = c.params.get('expires');
-      if (e !== undefined && e !== null) return parseUint(e, 0xffffffff);
-    } catch {
-      // Somebody else's malformed binding: not ours.
-    }
-  }
-  return uintHeader(res, 'expires') ?? requested;
-}
-
-/**
- * When to refresh a binding of `granted` seconds: at half its life, but not sooner than 30 s
- * unless the binding is so short that 30 s would miss it (then 5 s before it ends).
- */
-export function refreshDelaySeconds(granted: number): number {
-  return Math.max(granted / 2, Math.min(MIN_REFRESH_S, granted - 5), 1);
-}
-
-function uintHeader(res: SipResponse, name: string): number | undefined {
-  const v = res.headers.get(name);
-  if (v === undefined) return undefined;
-  try {
-    return parseUint(v, 0xffffffff);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Retry-After in ms (RFC 3261 §20.33) for 5xx/6xx/4xx answers that carry one, capped at 1 h. */
-function retryAfterMs(res: SipResponse): number | undefined {
-  const v = res.headers.get('retry-after');
-  if (v === undefined) return undefined;
-  const m = /^[ \t]*(\d{1,7})/.exec(v);
-  return m ? Math.min(Number(m[1]), 3600) * 1000 : undefined;
-}
-
-function statusText(res: SipResponse): string {
-  return `${res.status} ${res.reason}`;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

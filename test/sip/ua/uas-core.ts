@@ -10,7 +10,8 @@ import { MemoryLogger } from '../../../src/runtime/logger.ts';
 import { SeededRandom } from '../../../src/runtime/random.ts';
 import { DigestClient } from '../../../src/sip/auth/digest-client.ts';
 import { DigestServer } from '../../../src/sip/auth/digest-server.ts';
-import type { SipResponse } from '../../../src/sip/message/message.ts';
+import type { SipRequest, SipResponse } from '../../../src/sip/message/message.ts';
+import { buildResponse } from '../../../src/sip/dialog/request-builder.ts';
 import { parseMessage } from '../../../src/sip/message/parser.ts';
 import { SipStack } from '../../../src/sip/stack.ts';
 import type { ServerTransaction } from '../../../src/sip/transaction/types.ts';
@@ -190,4 +191,104 @@ t.test('over TCP the response goes back on the same connection', async (t) => {
   t.equal(out?.res.status, 200);
   t.equal(out?.dest.transport, 'tcp');
   t.equal(out?.opts?.connectionId, 'tcp-7');
+});
+
+t.test('calls, trunks and the source guard', async (t) => {
+  const seen: string[] = [];
+  const calls: CallHandler = {
+    invite: (req, tx, user) => {
+      seen.push(`invite ${user}`);
+      tx.respond(buildResponse(req, 486));
+    },
+    inviteFromTrunk: (_req, _tx, trunk) => void seen.push(`trunk ${trunk}`),
+    ownsDialog: (req) => req.headers.get('call-id') === 'owned',
+    inDialog: (req) => void seen.push(`in-dialog ${req.method}`),
+    ack: (ack) => void seen.push(`ack ${ack.headers.get('call-id')}`),
+    cancel: () => undefined,
+    strayResponse: (res) => void seen.push(`stray ${res.status}`),
+  };
+  const clock = new ManualClock();
+  const random = new SeededRandom(1);
+  const logger = new MemoryLogger();
+  const failures: string[] = [];
+  const successes: string[] = [];
+  // A fake authenticator: `failed` marks wrong credentials (as opposed to none).
+  let authResult: { ok: true; username: string } | { ok: false; failed: boolean } = { ok: false, failed: true };
+  const auth = {
+    check: (req: SipRequest) => (authResult.ok ? authResult : { ...authResult, response: buildResponse(req, 407) }),
+  } as unknown as RequestAuthenticator;
+  const sent: SipResponse[] = [];
+  const core = new UasCore({
+    logger,
+    auth,
+    userAgent: 'x',
+    calls,
+    guard: { isAllowed: (a) => a.startsWith('192.0.2.'), authFailed: (a) => void failures.push(a), authSucceeded: (a) => void successes.push(a) },
+    trunkFor: (s) => (s.address === '198.51.100.5' ? 'itsp' : undefined),
+  });
+  const stack = new SipStack(
+    {
+      clock,
+      random,
+      logger,
+      transport: {
+        send: async (bytes: Buffer) => {
+          const msg = parseMessage(bytes);
+          if (msg.kind === 'response') sent.push(msg);
+        },
+      },
+    },
+    core,
+  );
+  const receive = async (text: string, from: Endpoint = PHONE) => {
+    const before = sent.length;
+    stack.receive(Buffer.from(text.replace(/\n/g, '\r\n'), 'latin1'), from);
+    await new Promise((r) => setImmediate(r));
+    return sent.slice(before).map((r) => r.status);
+  };
+  const invite = (extra: { callId?: string; to?: string; via?: string } = {}) =>
+    request('INVITE', { uri: 'sip:102@test.local', to: extra.to ?? '<sip:102@test.local>', callId: extra.callId ?? 'c', ...(extra.via ? { via: extra.via } : {}) });
+
+  t.same(await receive(invite(), { transport: 'udp', address: '203.0.113.9', port: 5060 }), [403], 'source not allowed: 403');
+  t.same(failures, []);
+  t.same(await receive(invite()), [407], 'wrong credentials: challenged');
+  t.same(failures, ['192.0.2.10'], 'and the guard counts a failure');
+  authResult = { ok: true, username: '101' };
+  t.same(await receive(invite({ callId: 'c2' })), [486], 'authenticated: the call layer answers');
+  t.same(successes, ['192.0.2.10']);
+  const trunkVia = 'SIP/2.0/UDP 198.51.100.5:5060;branch=z9hG4bK-trunk';
+  authResult = { ok: false, failed: false };
+  await receive(invite({ callId: 'c3', via: trunkVia }), { transport: 'udp', address: '198.51.100.5', port: 5060 });
+  t.ok(seen.includes('trunk itsp'), 'an INVITE from the trunk is not challenged');
+  t.same(await receive(request('BYE', { callId: 'owned', to: '<sip:102@test.local>;tag=x', cseq: 5 }), { transport: 'udp', address: '203.0.113.9', port: 5060 }), [], 'in-dialog requests of owned dialogs pass (the call layer answers)');
+  t.ok(seen.includes('in-dialog BYE'));
+  t.same(await receive(request('BYE', { callId: 'other', to: '<sip:102@test.local>;tag=x', cseq: 6 })), [481], 'others: 481');
+  await receive(request('ACK', { callId: 'owned', to: '<sip:102@test.local>;tag=x', cseq: 5 }));
+  t.ok(seen.includes('ack owned'), 'ACKs go to the call layer');
+  await receive('SIP/2.0 200 OK\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKgone\nFrom: <sip:a@b>;tag=1\nTo: <sip:c@d>;tag=2\nCall-ID: r\nCSeq: 1 INVITE\nContent-Length: 0\n\n');
+  t.ok(seen.includes('stray 200'), 'stray 2xx to INVITE go to the call layer');
+});
+
+t.test('REGISTER answered asynchronously by the registrar; a rejection is a 500', async (t) => {
+  const clock = new ManualClock();
+  const random = new SeededRandom(2);
+  const logger = new MemoryLogger();
+  const sent: SipResponse[] = [];
+  let fail = false;
+  const core = new UasCore({
+    logger,
+    auth: { check: () => ({ ok: true, username: '101' }) } as unknown as RequestAuthenticator,
+    userAgent: 'x',
+    registrar: {
+      register: (req) => (fail ? Promise.reject(new Error('disk full')) : Promise.resolve(buildResponse(req, 200))),
+    },
+  });
+  const stack = new SipStack({ clock, random, logger, transport: { send: async (b: Buffer) => void sent.push(parseMessage(b) as SipResponse) } }, core);
+  stack.receive(Buffer.from(request('REGISTER').replace(/\n/g, '\r\n')), PHONE);
+  await new Promise((r) => setImmediate(r));
+  fail = true;
+  stack.receive(Buffer.from(request('REGISTER', { cseq: 2, callId: 'r2' }).replace(/\n/g, '\r\n')), PHONE);
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  t.same(sent.map((r) => r.status), [200, 500]);
 });
