@@ -154,6 +154,8 @@ for (const start of [startHookswitch, startKamailioRegistrar]) {
   if (remaining() < 30_000) break;
   const server = await start();
   process.stdout.write(`  ${server.label}\n`);
+  // Warm-up, not counted: JIT compilation and first allocations of every user's binding.
+  await runSipp(['-sf', regScenario, '-inf', csv, server.address], USERS, 500);
   const results = await ramp(REG_RATES, async (rate) => {
     const calls = rate * STEP_SECONDS;
     return judge(rate, calls, await runSipp(['-sf', regScenario, '-inf', csv, server.address], calls, rate));
@@ -173,6 +175,7 @@ for (const target of CALL_TARGETS) {
   const uas = await startUas();
   const server = await target.start(uas.address);
   process.stdout.write(`  ${server.label}\n`);
+  await runSipp(['-sn', 'uac', '-d', '0', '-s', 'bench', server.address], 100, 100);
   const results = await ramp(CALL_RATES, async (rate) => {
     const calls = rate * STEP_SECONDS;
     return judge(rate, calls, await runSipp(['-sn', 'uac', '-d', '0', '-s', 'bench', server.address], calls, rate));

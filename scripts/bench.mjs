@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Runs the parser benchmark on bundled code, as it ships: esbuild bundles
+// 1. The parser benchmark on bundled code, as it ships: esbuild bundles
 // scripts/bench-parser.ts (our parser and the `sip` package alike) into one file, then node runs
 // it. Running through a TypeScript loader instead would measure the loader's module wrappers.
+// 2. The SIP load benchmark (scripts/bench-sip.ts): registrations/s and calls/s with SIPp
+//    against the built gateway (dist/, rebuilt here) and kamailio. It orchestrates processes,
+//    so it runs through tsx; what it measures runs as shipped.
+// Options: --parser-only, --sip-only, --quick (fewer, shorter SIP steps).
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -22,5 +26,22 @@ await build({
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
 });
-const run = spawnSync(process.execPath, [outfile, ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(run.status ?? 1);
+const args = process.argv.slice(2);
+const sipOnly = args.includes('--sip-only');
+const parserOnly = args.includes('--parser-only');
+let status = 0;
+if (!sipOnly) {
+  const run = spawnSync(process.execPath, [outfile], { stdio: 'inherit' });
+  status = run.status ?? 1;
+}
+if (!parserOnly && status === 0) {
+  const built = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+  const sip = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'bench-sip.ts'), ...(args.includes('--quick') ? ['--quick'] : [])], {
+    stdio: 'inherit',
+    cwd: root,
+    timeout: 300_000,
+  });
+  status = sip.status ?? 1;
+}
+process.exit(status);
