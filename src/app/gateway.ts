@@ -158,7 +158,7 @@ export class Gateway {
       auth,
       registrar,
       guard,
-      trunkFor: (source) => this.trunks.find((t) => t.sources().includes(source.address))?.name,
+      trunkFor: (source) => this.trunks.find((t) => t.accepts(source))?.name,
       userAgent: `${config.sip.userAgent}`,
       calls: {
         // The call layer is created once the stack exists; requests cannot arrive before.

@@ -50,6 +50,17 @@ export class ResolvedTrunk implements TrunkTarget {
     return this.addresses;
   }
 
+  /**
+   * Whether a request from `source` comes from this trunk: its address is one of the trunk's,
+   * and over UDP also its port (a PBX on the same host as the phones must not make every phone a
+   * trunk). Stream connections come from ephemeral ports, so only the address counts there.
+   */
+  accepts(source: Destination): boolean {
+    if (!this.addresses.includes(source.address)) return false;
+    if (source.transport !== 'udp') return true;
+    return this.destinations.some((d) => d.port === source.port) || this.target.port === source.port;
+  }
+
   update(destination: Destination, sources: string[]): void {
     this.target = destination;
     this.addresses = sources;
