@@ -45,8 +45,17 @@ export interface CallEnv extends LegEnv {
 
 export type CallState = 'calling' | 'connected' | 'ended';
 
-/** How often RTP inactivity is checked (ms). */
+/** How often RTP inactivity is checked (ms), at most; see {@link rtpCheckInterval}. */
 export const RTP_CHECK_MS = 5000;
+
+/**
+ * The RTP inactivity check period for a timeout: every {@link RTP_CHECK_MS}, but at least twice
+ * per timeout, so that a silent leg is noticed at most 1.5 × the timeout after its last packet
+ * (a fixed 5 s period let a 3 s timeout fire only after up to 8 s).
+ */
+export function rtpCheckInterval(rtpTimeoutSeconds: number): number {
+  return Math.max(100, Math.min(RTP_CHECK_MS, (rtpTimeoutSeconds * 1000) / 2));
+}
 
 const RTP_TIMEOUT_REASON = 'SIP;cause=408;text="RTP timeout"';
 const SESSION_EXPIRED_REASON = 'SIP;cause=408;text="Session expired"';
@@ -117,7 +126,7 @@ export class Call {
   /** A final failure before the call was answered (no route, no media, ...). */
   reject(status: number, reason?: string, headers: [string, string][] = []): void {
     this.caller?.reject(status, reason, headers);
-    this.end();
+    this.end(`rejected ${status}`);
   }
 
   private provisional(leg: ClientLeg, res: SipResponse): void {
@@ -162,7 +171,7 @@ export class Call {
     this.state = 'connected';
     this.caller?.accept(sdp, answerHeaders(this.aTerms), () => this.hangup('SIP;cause=408;text="No ACK"'));
     this.startTimer(this.a, this.aTerms);
-    this.rtpCheck = this.env.clock.setTimer(RTP_CHECK_MS, () => this.checkRtp(), 'rtp-check');
+    this.rtpCheck = this.env.clock.setTimer(rtpCheckInterval(this.env.rtpTimeoutSeconds), () => this.checkRtp(), 'rtp-check');
   }
 
   private failed(status: number, reason: string): void {
@@ -182,7 +191,7 @@ export class Call {
     if (this.state !== 'calling') return;
     this.caller?.cancelled();
     this.forks?.cancelAll();
-    this.end();
+    this.end('cancelled by the caller');
   }
 
   /** An in-dialog request on one of the call's legs (the dialog exists: the To tag matched). */
@@ -224,7 +233,7 @@ export class Call {
       return;
     }
     if (leg !== this.a && leg !== this.b) return;
-    this.hangup();
+    this.hangup(undefined, `BYE from leg ${leg.slot}`);
   }
 
   /** An ACK for a 2xx: stops the retransmission; an offerless re-INVITE gets its answer here. */
@@ -388,7 +397,7 @@ export class Call {
     }
   }
 
-  /** RTP inactivity (every {@link RTP_CHECK_MS}): a leg silent too long ends the call. */
+  /** RTP inactivity (every {@link rtpCheckInterval}): a leg silent too long ends the call. */
   private checkRtp(): void {
     if (this.state !== 'connected') return;
     const limit = this.env.rtpTimeoutSeconds * 1000;
@@ -401,11 +410,14 @@ export class Call {
         return;
       }
     }
-    this.rtpCheck = this.env.clock.setTimer(RTP_CHECK_MS, () => this.checkRtp(), 'rtp-check');
+    this.rtpCheck = this.env.clock.setTimer(rtpCheckInterval(this.env.rtpTimeoutSeconds), () => this.checkRtp(), 'rtp-check');
   }
 
-  /** Ends the call from the gateway's side: BYE to every live leg (a Reason when given). */
-  hangup(reason?: string): void {
+  /**
+   * Ends the call from the gateway's side: BYE to every live leg (a Reason header when given).
+   * `cause` is what the "call ended" log line says (default: the Reason, else "hung up").
+   */
+  hangup(reason?: string, cause: string = reason ?? 'hung up'): void {
     if (this.state === 'ended') return;
     if (this.state === 'calling') {
       this.forks?.cancelAll();
@@ -414,12 +426,13 @@ export class Call {
     this.a.bye(reason);
     this.b?.bye(reason);
     this.transfer?.abandon();
-    this.end();
+    this.end(cause);
   }
 
-  /** Forgets the call: timers off, media closed, legs unregistered. */
-  end(): void {
+  /** Forgets the call: timers off, media closed, legs unregistered; logs why it ended. */
+  end(cause = 'ended'): void {
     if (this.state === 'ended') return;
+    this.env.logger.info('call ended', { call: this.id, reason: cause, seconds: Math.round((this.env.clock.wallNow() - this.startedAt) / 1000) });
     this.state = 'ended';
     this.noAnswer?.cancel();
     this.rtpCheck?.cancel();

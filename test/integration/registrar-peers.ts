@@ -10,7 +10,11 @@
  *     registering from 127.0.0.3: bans are per source address.
  * (d) bindings survive `kill -9`: after a restart with the same state directory a
  *     registration query (REGISTER without Contact, §10.2.3) still lists 101's contact.
+ * (e) a SIPp UAS registered as 101 (the REGISTER sent from its own port) still gets a call to
+ *     101 after the gateway was killed with -9 and restarted.
  */
+import { createHash } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,8 +165,7 @@ await t.test('(d) registrations survive kill -9: a query after the restart lists
   const reg = await sippRun('register-auth-uac.xml', auth, `${first.host}:${first.port}`, 15_000);
   const contact = /binding=<(sip:101@127\.0\.0\.1:\d+;transport=UDP)>/.exec(reg.log)?.[1];
   t.ok(contact, '101 registered', { output: reg.output });
-  // Let a write that follows the 200 reach the disk; kill -9 gives the process no other chance.
-  await new Promise((r) => setTimeout(r, 1_000));
+  // No grace period: a new binding is on disk before its 200 is sent.
   process.kill(first.pid, 'SIGKILL');
   const status = await first.exited;
   t.equal(status.signal, 'SIGKILL', 'the first gateway died by SIGKILL');
@@ -173,6 +176,89 @@ await t.test('(d) registrations survive kill -9: a query after the restart lists
   t.match(query.log, new RegExp(`bindings=.*<${(contact ?? 'none').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}>`), 'the 200 lists the contact registered before the kill', {
     output: query.output,
   });
+  await second.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+/**
+ * Registers `user` from UDP port `port` on 127.0.0.1 (so the binding's source is that port),
+ * answering the gateway's MD5 challenge (RFC 2617 §3.2.2 with qop=auth). Resolves with the
+ * final status.
+ */
+async function registerFrom(port: number, gw: GatewayProcess, user: string, password: string): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(port, '127.0.0.1', () => resolve()));
+  const callId = `restart-${port}@127.0.0.1`;
+  const uri = `sip:${gw.host}:${gw.port}`;
+  const send = (cseq: number, auth?: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer to REGISTER')), 5_000);
+      socket.once('message', (m) => {
+        clearTimeout(timer);
+        resolve(m.toString('latin1'));
+      });
+      const lines = [
+        `REGISTER ${uri} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-restart-${cseq};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:${user}@${gw.host}>;tag=restart${port}`,
+        `To: <sip:${user}@${gw.host}>`,
+        `Call-ID: ${callId}`,
+        `CSeq: ${cseq} REGISTER`,
+        `Contact: <sip:${user}@127.0.0.1:${port}>`,
+        'Expires: 600',
+        ...(auth ? [`Authorization: ${auth}`] : []),
+        'Content-Length: 0',
+        '',
+        '',
+      ];
+      socket.send(lines.join('\r\n'), gw.port, gw.host);
+    });
+  try {
+    const challenge = await send(1);
+    const header = /^WWW-Authenticate: *(Digest .*)$/im.exec(challenge)?.[1] ?? '';
+    const realm = /realm="([^"]*)"/.exec(header)?.[1] ?? '';
+    const nonce = /nonce="([^"]*)"/.exec(header)?.[1] ?? '';
+    const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+    const cnonce = 'c0ffee';
+    const ha1 = md5(`${user}:${realm}:${password}`);
+    const ha2 = md5(`REGISTER:${uri}`);
+    const response = md5(`${ha1}:${nonce}:00000001:${cnonce}:auth:${ha2}`);
+    const auth = `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="${cnonce}"`;
+    const answer = await send(2, auth);
+    return Number(/^SIP\/2\.0 (\d{3})/.exec(answer)?.[1] ?? 0);
+  } finally {
+    socket.close();
+  }
+}
+
+await t.test('(e) a SIPp UAS registered as 101 is still called after kill -9 and a restart', async (t) => {
+  const stateDir = mkdtempSync(join(work, 'state-'));
+  const config = {
+    sip: { domain: 'hookswitch.test', authAlgorithms: ['MD5'] },
+    extensions: { '101': { password: 'kitchen-101-secret' }, '102': { password: 'hallway-102-secret' } },
+    media: { rtpPorts: [42000, 42099] },
+  };
+  const first = await gateway('restart-call', config, { stateDir });
+  const uasPort = await freePort();
+  t.equal(await registerFrom(uasPort, first, '101', 'kitchen-101-secret'), 200, '101 registered from the UAS port');
+  process.kill(first.pid, 'SIGKILL');
+  t.equal((await first.exited).signal, 'SIGKILL', 'the gateway died by SIGKILL');
+
+  const second = await gateway('restart-call', config, { stateDir });
+  const uas = spawnSipp(sipp, ['-sn', 'uas', '-m', '1', '-i', '127.0.0.1', '-p', String(uasPort), '-mp', String(await freePort())], 20_000);
+  children.add(uas);
+  await new Promise((r) => setTimeout(r, 300));
+  const call = await sippRun(
+    'call-auth-uac.xml',
+    ['-m', '1', '-s', '101', '-au', '102', '-ap', 'hallway-102-secret', '-key', 'caller', '102', '-auth_uri', `101@${second.host}:${second.port}`],
+    `${second.host}:${second.port}`,
+    15_000,
+  );
+  t.equal(call.exitCode, 0, 'the call from 102 to 101 was answered and hung up', { output: call.output, log: second.log().slice(-3_000) });
+  const answered = await uas.result;
+  children.delete(uas);
+  t.equal(answered.exitCode, 0, 'the UAS registered before the kill took the call', { output: answered.output });
   await second.stop();
   rmSync(stateDir, { recursive: true, force: true });
 });
