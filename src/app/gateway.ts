@@ -16,6 +16,7 @@ import type { Clock, TimerHandle } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
 import { SourceGuard } from '../security/source-guard.ts';
+import { queryPublicAddress } from '../sip/nat/stun-client.ts';
 import { DigestServer } from '../sip/auth/digest-server.ts';
 import { SipStack } from '../sip/stack.ts';
 import { TransportLayer } from '../sip/transport/transport-layer.ts';
@@ -48,6 +49,8 @@ export class Gateway {
   private calls?: B2bua;
   private trunks: ResolvedTrunk[] = [];
   private networkTimer?: TimerHandle;
+  /** The public address learned with STUN (`media.stunServer`), when configured and answered. */
+  private stunAddress?: string;
 
   constructor(
     private readonly config: Config,
@@ -183,7 +186,7 @@ export class Gateway {
       domain: config.sip.domain,
       userAgent: config.sip.userAgent,
       localEndpoint,
-      publicAddress: () => config.media.publicAddress,
+      publicAddress: () => this.publicAddress(),
       registrar: { lookup: (user) => registrar.lookup(user) },
       reachable: (contact) => qualifier?.status(contact) !== 'unreachable',
       dialplan,
@@ -226,6 +229,7 @@ export class Gateway {
     this.registrationsStarted = this.startRegistrations(transports, stack, addresses).catch((e: unknown) =>
       this.log.error('could not start trunk registrations', { reason: (e as Error).message }),
     );
+    void this.learnPublicAddress(transports);
   }
 
   /** One {@link RegistrationClient} per trunk with `register: true`, once the sockets are bound. */
@@ -242,7 +246,7 @@ export class Gateway {
       if (this.stopping) return;
       const client = new RegistrationClient({
         trunk: trunk.config,
-        local: { address: config.media.publicAddress ?? address, port: local.port },
+        local: { address: this.publicAddress() ?? address, port: local.port },
         destination,
         destinations: trunk.destinations,
         sendRaw: (bytes, dest) => transports.send(bytes, dest),
@@ -275,11 +279,38 @@ export class Gateway {
           const trunk = this.trunks.filter((t) => t.config.register)[i]!;
           const local = transports.localEndpoint(trunk.transport);
           const address = await localAddressFor(local.address, trunk.destination().address, trunk.destination().port);
-          client.setLocal({ address: this.config.media.publicAddress ?? address, port: local.port });
+          client.setLocal({ address: this.publicAddress() ?? address, port: local.port });
         }),
       );
     };
     this.networkTimer = this.deps.clock.setTimer(NETWORK_CHECK_MS, check);
+  }
+
+  /** The address trunk legs are reached on: `media.publicAddress`, else what STUN learned. */
+  private publicAddress(): string | undefined {
+    return this.config.media.publicAddress ?? this.stunAddress;
+  }
+
+  /**
+   * Asks the STUN server (RFC 5389 Binding) for this box's public address, once at start; trunk
+   * registrations then advertise it. Failure is logged and leaves the local addresses in use.
+   */
+  private async learnPublicAddress(transports: TransportLayer): Promise<void> {
+    const server = this.config.media.stunServer;
+    if (!server || this.config.media.publicAddress) return;
+    try {
+      const mapped = await queryPublicAddress({ server, random: this.deps.random, clock: this.deps.clock });
+      this.stunAddress = mapped.address;
+      this.log.info('public address learned with STUN', { server, address: mapped.address });
+      await this.registrationsStarted;
+      const registering = this.trunks.filter((t) => t.config.register);
+      this.registrations.forEach((client, i) => {
+        const trunk = registering[i];
+        if (trunk) client.setLocal({ address: mapped.address, port: transports.localEndpoint(trunk.transport).port });
+      });
+    } catch (e) {
+      this.log.warn('STUN query failed; using local addresses', { server, reason: (e as Error).message });
+    }
   }
 
   /** Each trunk registration's state, for `status`. */

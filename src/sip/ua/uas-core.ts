@@ -7,7 +7,7 @@ import type { SipRequest, SipResponse } from '../message/message.ts';
 import { parseContentType } from '../message/value-headers.ts';
 import type { Destination, InviteServerTransaction, ServerTransaction, TransactionUser } from '../transaction/types.ts';
 import { ALLOW } from '../stack.ts';
-import type { RequestAuthenticator } from './request-authenticator.ts';
+import type { AuthOutcome, RequestAuthenticator } from './request-authenticator.ts';
 
 /** Option tags this element supports (RFC 3261 §19.2): session timers (RFC 4028). */
 export const SUPPORTED: readonly string[] = ['timer'];
@@ -212,10 +212,10 @@ export class UasCore implements TransactionUser {
   }
 
   /** Digest check with the source guard told about wrong credentials and successes. */
-  private authenticate(req: SipRequest, role: 'registrar' | 'proxy', source: Destination) {
+  private authenticate(req: SipRequest, role: 'registrar' | 'proxy', source: Destination): AuthOutcome {
     const auth = this.opts.auth.check(req, role);
     if (auth.ok) this.opts.guard?.authSucceeded(source.address);
-    else if ((auth as { failed?: boolean }).failed === true) this.opts.guard?.authFailed(source.address);
+    else if (auth.failed) this.opts.guard?.authFailed(source.address);
     return auth;
   }
 
