@@ -12,6 +12,7 @@ declare -A wanted=(
   [baresip]=baresip
   [kamailio]=kamailio
   [sipvicious]=svwar
+  [iproute2]=ss
 )
 
 missing=()

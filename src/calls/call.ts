@@ -75,6 +75,12 @@ export class Call {
   private readonly timers = new Map<Leg, SessionTimer>();
   /** A leg put the other on hold (sendonly/inactive): RTP silence is expected. */
   private onHold = false;
+  /**
+   * When the media last (re)started: the answer, a re-INVITE/UPDATE with SDP (resume after a
+   * hold), a transfer. RTP inactivity counts from here at the earliest, so that a check between
+   * a resume and its first packet, or a ringing time without RTP, is not taken for silence.
+   */
+  private mediaSince = 0;
   private early: { leg: ClientLeg; remote: string; sdp: string } | undefined;
   /** Offerless re-INVITE in progress: the answer comes in the ACK (RFC 3261 §14.2). */
   private readonly ackAnswer = new Set<Leg>();
@@ -171,6 +177,7 @@ export class Call {
     this.state = 'connected';
     this.caller?.accept(sdp, answerHeaders(this.aTerms), () => this.hangup('SIP;cause=408;text="No ACK"'));
     this.startTimer(this.a, this.aTerms);
+    this.mediaSince = this.env.clock.now();
     this.rtpCheck = this.env.clock.setTimer(rtpCheckInterval(this.env.rtpTimeoutSeconds), () => this.checkRtp(), 'rtp-check');
   }
 
@@ -290,6 +297,7 @@ export class Call {
       return;
     }
     this.onHold = /^a=(sendonly|inactive)\s*$/m.test(remote);
+    this.mediaSince = this.env.clock.now();
     if (!other) {
       // Echo: nobody else to ask.
       const r = this.media.answerLocally(leg.slot, remote);
@@ -403,7 +411,8 @@ export class Call {
     const limit = this.env.rtpTimeoutSeconds * 1000;
     if (limit > 0 && !this.onHold) {
       const slots: LegName[] = this.b ? ['a', 'b'] : ['a'];
-      const idle = slots.find((s) => this.media.idleMs(s) > limit);
+      const restarted = this.env.clock.now() - this.mediaSince;
+      const idle = slots.find((s) => Math.min(this.media.idleMs(s), restarted) > limit);
       if (idle !== undefined) {
         this.env.logger.info('RTP timeout, call ended', { call: this.id, leg: idle });
         this.hangup(RTP_TIMEOUT_REASON);
@@ -447,5 +456,6 @@ export class Call {
     if (this.a === old) this.a = replacement;
     else if (this.b === old) this.b = replacement;
     this.stopTimer(old);
+    this.mediaSince = this.env.clock.now();
   }
 }

@@ -176,7 +176,7 @@ t.test('RTP inactivity ends the call unless it is on hold', async (t) => {
   const { h, alice, bob } = await connected({ rtpTimeoutSeconds: 30 });
   const media = h.media.last;
   media.idle.b = 29_000;
-  await h.advance(5000);
+  await h.advance(30_000);
   t.same(bob.methods(), [], 'within the limit');
   media.idle.b = 31_000;
   await h.advance(5000);
@@ -246,4 +246,79 @@ t.test('trunk: inbound calls are routed by the dial plan; emergency numbers go t
   const alice = h.phone('101', '192.0.2.11');
   await alice.call('112');
   t.ok(itsp.inbox.some((m) => m.kind === 'request' && m.method === 'INVITE' && m.uri === 'sip:112@itsp.example'), 'emergency to the trunk');
+});
+
+t.test('a short RTP timeout is checked at least twice per timeout: 3 s ends the call within 4.5 s', async (t) => {
+  // A fixed 5 s check let a 3 s timeout fire only up to 8 s after the last packet.
+  const { h, alice, bob } = await connected({ rtpTimeoutSeconds: 3 });
+  const media = h.media.last;
+  media.idle.b = 2_900;
+  await h.advance(3_000);
+  t.same(bob.methods(), [], 'within the limit');
+  media.idle.b = 3_100;
+  await h.advance(1_500);
+  t.equal(bob.takeRequest('BYE')?.headers.get('Reason'), 'SIP;cause=408;text="RTP timeout"', 'BYE to the silent leg 1.5 s later');
+  t.ok(alice.takeRequest('BYE'), 'and to the other leg');
+});
+
+t.test('RTP inactivity counts from the (re)start of the media: ringing and a long hold are not silence', async (t) => {
+  // The relay's idle time runs from its opening (ringing included) and through a hold: a check
+  // right after the answer or a resume, before the first packet, must not end the call.
+  const { h, alice, bob } = await connected({ rtpTimeoutSeconds: 30 });
+  const media = h.media.last;
+  media.idle.a = 45_000;
+  media.idle.b = 45_000;
+  await h.advance(5_000);
+  t.same(bob.methods(), [], 'no RTP yet 5 s after the answer, after 40 s of ringing: not a timeout');
+  media.idle.a = 0;
+  media.idle.b = 0;
+
+  await alice.request('INVITE', { sdp: sdp('alice-hold', 'sendonly') });
+  await bob.reply(bob.takeRequest('INVITE')!, 200, { sdp: sdp('bob-held', 'recvonly') });
+  await alice.ack2xx(alice.takeResponse(200)!);
+  media.idle.a = 120_000;
+  media.idle.b = 120_000;
+  await h.advance(120_000);
+  t.same(bob.methods(), ['ACK'], 'two minutes on hold');
+
+  await alice.request('INVITE', { sdp: sdp('alice-resume') });
+  await bob.reply(bob.takeRequest('INVITE')!, 200, { sdp: sdp('bob-resume') });
+  await alice.ack2xx(alice.takeResponse(200)!);
+  bob.inbox.length = 0;
+  await h.advance(5_000);
+  t.same(bob.methods(), [], 'resumed, first packets not yet there: no timeout');
+  await h.advance(30_000);
+  t.equal(bob.takeRequest('BYE')?.headers.get('Reason'), 'SIP;cause=408;text="RTP timeout"', 'still silent 30 s after the resume: timeout');
+});
+
+t.test('the end of every call is logged with its cause', async (t) => {
+  const ended = (h: SipHarness) => h.logger.records.filter((r) => r.msg === 'call ended').map((r) => r.fields.reason);
+  const cases: { name: string; cause: string; run: (c: Awaited<ReturnType<typeof connected>>) => Promise<void> }[] = [
+    { name: 'BYE from the caller', cause: 'BYE from leg a', run: async ({ alice }) => void (await alice.request('BYE')) },
+    { name: 'BYE from the callee', cause: 'BYE from leg b', run: async ({ bob }) => void (await bob.request('BYE')) },
+    {
+      name: 'RTP timeout',
+      cause: 'SIP;cause=408;text="RTP timeout"',
+      run: async ({ h }) => {
+        h.media.last.idle.a = 61_000;
+        await h.advance(65_000);
+      },
+    },
+  ];
+  for (const c of cases) {
+    const call = await connected();
+    await c.run(call);
+    t.same(ended(call.h), [c.cause], c.name);
+  }
+
+  const h = new SipHarness();
+  const alice = h.phone('101', '192.0.2.11');
+  const bob = h.phone('102', '192.0.2.12');
+  h.bind(bob);
+  await alice.call('102');
+  await bob.reply(bob.takeRequest('INVITE')!, 486);
+  await alice.call('102');
+  await bob.reply(bob.takeRequest('INVITE')!, 180);
+  await alice.cancel();
+  t.same(ended(h), ['rejected 486', 'cancelled by the caller'], 'a busy callee, a cancelled call');
 });

@@ -11,7 +11,11 @@
  * - B declines (baresip rejects with 486): exactly 486 reaches the SIPp caller.
  * - B vanishes (kill -9) in a call: with `media.rtpTimeoutSeconds` 3, A receives the BYE within
  *   twice the timeout and the gateway logs the RTP timeout and the end of the call.
+ * - Hold and resume by re-INVITE from either side: audio comes back, and a hold longer than the
+ *   RTP timeout does not end the call.
  * - The echo target (*43) reflects A's own tone.
+ * - An extension registered from two phones rings on both (parallel forking); the first to
+ *   answer gets the call and the other is cancelled.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +42,6 @@ const CALL_MS = 2500;
 const work = mkdtempSync(join(tmpdir(), 'hookswitch-calls-baresip-'));
 const cleanups: (() => unknown)[] = [];
 t.teardown(async () => {
-  if (process.env.CALLS_DEBUG_LOG) writeFileSync(process.env.CALLS_DEBUG_LOG, gw.log());
   for (const c of cleanups.reverse()) await c();
   rmSync(work, { recursive: true, force: true });
 });
@@ -52,9 +55,11 @@ const CODECS: { codec: BaresipCodec; rate: number; channels: number; caller: str
 /** The phones of the CANCEL, busy, RTP timeout and echo tests. */
 const CALLER = '211';
 const CALLEE = '212';
+/** An extension registered from two phones: calls to it fork. */
+const FORKED = '213';
 const password = (ext: string) => `phone-${ext}-secret`;
 const extensions: Record<string, { password: string }> = {};
-for (const ext of [...CODECS.flatMap((c) => [c.caller, c.callee]), CALLER, CALLEE]) extensions[ext] = { password: password(ext) };
+for (const ext of [...CODECS.flatMap((c) => [c.caller, c.callee]), CALLER, CALLEE, FORKED]) extensions[ext] = { password: password(ext) };
 
 const config = join(work, 'hookswitch.json');
 writeFileSync(
@@ -142,6 +147,8 @@ const inRange = (port: number) => port >= GW_RTP[0] && port <= GW_RTP[1];
 // command. Started before the first test: tap ends the root test once its last queued test is done.
 const caller = await phone(CALLER, 'a', 'PCMU/8000/1', false);
 const callee = await phone(CALLEE, 'b', 'PCMU/8000/1', false);
+const desk = await phone(FORKED, 'b', 'PCMU/8000/1', false);
+const cordless = await phone(FORKED, 'b', 'PCMU/8000/1', false);
 
 await t.test('A calls B through the gateway with each codec: each side hears the other', async (t) => {
   for (const [i, c] of CODECS.entries()) {
@@ -174,7 +181,9 @@ await t.test('A calls B through the gateway with each codec: each side hears the
       const heardB = heard(b);
       t.equal(heardA.rate, c.rate, `A decoded ${c.codec} (recording at ${c.rate} Hz)`);
       t.equal(heardB.rate, c.rate, `B decoded ${c.codec} (recording at ${c.rate} Hz)`);
-      t.ok(heardA.frequency === B_TONE && heardA.ratio > 0.8, `A heard B's ${B_TONE} Hz (got ${heardA.frequency} Hz, ratio ${heardA.ratio.toFixed(3)})`);
+      t.ok(heardA.frequency === B_TONE && heardA.ratio > 0.8, `A heard B's ${B_TONE} Hz (got ${heardA.frequency} Hz, ratio ${heardA.ratio.toFixed(3)})`, {
+        log: gw.log().slice(-3000),
+      });
       t.ok(heardB.frequency === A_TONE && heardB.ratio > 0.8, `B heard A's ${A_TONE} Hz (got ${heardB.frequency} Hz, ratio ${heardB.ratio.toFixed(3)})`);
 
       t.ok(await until(() => logLines('relay closed').length > relaysBefore && logLines('call ended').length > endedBefore, 3000), 'the gateway ended the call and closed its relay');
@@ -225,10 +234,57 @@ await t.test('the callee declines: exactly 486 reaches the caller', async (t) =>
   t.match(result.log, /busy-outcome=486/, '486 passed on to the caller');
 });
 
+/** RTP packets the phone has received from its peer so far (its RTCP member statistics). */
+async function received(p: Baresip): Promise<number> {
+  const r = await p.command('audio_debug');
+  return Number(/rcvd=(\d+)/.exec(r.data)?.[1] ?? NaN);
+}
+
+await t.test('hold and resume by re-INVITE from either side; silence on hold does not trip the RTP timeout', async (t) => {
+  const sinceA = caller.events.length;
+  const sinceB = callee.events.length;
+  await caller.dial(`sip:${CALLEE}@127.0.0.1:${gw.port}`);
+  await callee.waitEvent('CALL_INCOMING', { since: sinceB });
+  await callee.accept();
+  await caller.waitEvent('CALL_ESTABLISHED', { since: sinceA });
+  await sleep(500);
+  const steps: { who: Baresip; other: Baresip; holdMs: number }[] = [
+    // Longer than the RTP timeout: a call on hold is silent on purpose (RFC 3264 §8.4).
+    { who: caller, other: callee, holdMs: (RTP_TIMEOUT_SECONDS + 1) * 1000 },
+    { who: callee, other: caller, holdMs: 1000 },
+  ];
+  for (const { who, other, holdMs } of steps) {
+    const offers = other.events.length;
+    t.ok((await who.command('hold')).ok, `${who.name} holds`);
+    await other.waitEvent('CALL_REMOTE_SDP', { since: offers, match: (e) => e.param === 'offer', timeoutMs: 5000 });
+    await sleep(300);
+    const held = await received(who);
+    await sleep(holdMs - 300);
+    const silence = (await received(who)) - held;
+    t.ok(silence < 5, `${other.name} sends nothing while held (${silence} packets in ${holdMs - 300} ms)`);
+    const resumed = other.events.length;
+    t.ok((await who.command('resume')).ok, `${who.name} resumes`);
+    await other.waitEvent('CALL_REMOTE_SDP', { since: resumed, match: (e) => e.param === 'offer', timeoutMs: 5000 });
+    const before = await Promise.all([received(caller), received(callee)]);
+    await sleep(1000);
+    const after = await Promise.all([received(caller), received(callee)]);
+    t.ok(after[0] - before[0] > 25 && after[1] - before[1] > 25, `audio flows both ways again (${after[0] - before[0]} and ${after[1] - before[1]} packets in 1 s)`, {
+      log: gw.log().slice(-3000),
+    });
+  }
+  t.notOk([...caller.events.slice(sinceA), ...callee.events.slice(sinceB)].some((e) => e.type === 'CALL_CLOSED'), 'the call is still up');
+  const ended = logLines('call ended').length;
+  await caller.hangup();
+  await Promise.all([caller.waitEvent('CALL_CLOSED', { since: sinceA }), callee.waitEvent('CALL_CLOSED', { since: sinceB })]);
+  t.ok(await until(() => logLines('call ended').length > ended, 2000), 'ended by the BYE');
+  t.match(logLines('call ended').at(-1)?.reason ?? '', /BYE from leg a/, 'not by an RTP timeout');
+});
+
 await t.test(`the callee vanishes: no leg is up after twice the RTP timeout (${RTP_TIMEOUT_SECONDS} s)`, async (t) => {
   const sinceA = caller.events.length;
   const sinceB = callee.events.length;
   const timeoutsBefore = logLines('RTP timeout, call ended').length;
+  const relaysBefore = logLines('relay closed').length;
   await caller.dial(`sip:${CALLEE}@127.0.0.1:${gw.port}`);
   await callee.waitEvent('CALL_INCOMING', { since: sinceB });
   await callee.accept();
@@ -246,6 +302,7 @@ await t.test(`the callee vanishes: no leg is up after twice the RTP timeout (${R
     t.ok(after >= RTP_TIMEOUT_SECONDS * 1000 - 500, `not before the timeout (${(after / 1000).toFixed(1)} s)`);
   }
   t.ok(await until(() => logLines('RTP timeout, call ended').length > timeoutsBefore, 2000), 'the gateway logged the RTP timeout');
+  t.ok(await until(() => logLines('relay closed').length > relaysBefore, 2000), 'and closed the relay: no leg is left');
   const ended = logLines('call ended').at(-1);
   t.match(ended?.reason ?? '', /RTP timeout/, 'and the end of the call');
 });
@@ -266,6 +323,25 @@ await t.test('the echo target (*43) reflects the caller\'s own tone', async (t) 
   t.ok(await until(() => logLines('relay closed').length > relaysBefore, 3000), 'the relay was closed');
   const relay = logLines('relay closed').at(-1);
   t.ok(Number(relay?.aForwarded) > CALL_MS / 40, `the relay sent A's packets back (${relay?.aForwarded})`);
+});
+
+await t.test('an extension registered twice rings on both; the first to answer wins, the other stops ringing', async (t) => {
+  const since = [caller, desk, cordless].map((p) => p.events.length) as [number, number, number];
+  const relaysBefore = logLines('relay closed').length;
+  await caller.dial(`sip:${FORKED}@127.0.0.1:${gw.port}`);
+  const rang = await Promise.all([desk, cordless].map((p, i) => p.waitEvent('CALL_INCOMING', { since: since[i + 1] }).catch(() => undefined)));
+  t.ok(rang.every(Boolean), 'both phones ring');
+  await cordless.accept();
+  await caller.waitEvent('CALL_ESTABLISHED', { since: since[0] });
+  const lost = await desk.waitEvent('CALL_CLOSED', { since: since[1], timeoutMs: 5000 }).catch(() => undefined);
+  t.ok(lost, `the other phone's INVITE was cancelled (${lost?.param})`);
+  t.notOk(desk.events.slice(since[1]).some((e) => e.type === 'CALL_ESTABLISHED'), 'and it was never connected');
+  await sleep(CALL_MS);
+  await caller.hangup();
+  await Promise.all([caller.waitEvent('CALL_CLOSED', { since: since[0] }), cordless.waitEvent('CALL_CLOSED', { since: since[2] })]);
+  const [a, b] = [heard(caller), heard(cordless)];
+  t.ok(a.frequency === B_TONE && b.frequency === A_TONE && a.ratio > 0.8 && b.ratio > 0.8, `the caller and the answering phone hear each other (${a.frequency} Hz, ${b.frequency} Hz)`);
+  t.ok(await until(() => logLines('relay closed').length > relaysBefore, 3000), 'the relay was closed');
 });
 
 t.ok(gw.alive(), 'the gateway is still running');

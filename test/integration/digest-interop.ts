@@ -90,10 +90,10 @@ if (!sipp) {
         outcome: /register-outcome=401/,
       },
       {
-        name: 'INVITE with the right password passes the 407 and gets 480 (no call routing yet)',
+        name: 'INVITE with the right password passes the 407 and gets 404 (no route for 200 in the dial plan)',
         scenario: 'invite-auth-uac.xml',
         password: EXTENSION_PASSWORD,
-        outcome: /invite-outcome=480/,
+        outcome: /invite-outcome=404/,
         uri: true,
       },
       {

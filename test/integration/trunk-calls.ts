@@ -10,6 +10,7 @@
  *   gateway (407, which it answers with the trunk credentials) and relays to a SIPp callee
  *   behind it that echoes RTP, so baresip hears its own 440 Hz tone back.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +116,18 @@ const phone: Baresip = await startBaresip({
 });
 cleanups.push(() => phone.stop());
 
+/** Whether something has bound UDP `port` on 127.0.0.1 within `timeoutMs` (SIPp starting up). */
+async function udpPortTaken(port: number, timeoutMs: number): Promise<boolean> {
+  return until(() => {
+    try {
+      const out = execFileSync('ss', ['-Hlun', `sport = :${port}`], { encoding: 'utf8' });
+      return out.trim().length > 0;
+    } catch {
+      return false;
+    }
+  }, timeoutMs);
+}
+
 async function until(what: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = performance.now() + timeoutMs;
   while (performance.now() < end) {
@@ -169,7 +182,7 @@ await t.test('the phone dials the outbound pattern and reaches a callee behind k
     40_000,
   );
   cleanups.push(() => callee.kill());
-  await new Promise((r) => setTimeout(r, 500));
+  t.ok(await udpPortTaken(uasPort, 10_000), 'the SIPp callee is listening');
   const since = phone.events.length;
   await phone.dial(`sip:9123@127.0.0.1:${gw.port}`);
   await phone.waitEvent('CALL_ESTABLISHED', { since, timeoutMs: 15_000 });

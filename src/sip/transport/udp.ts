@@ -14,6 +14,17 @@ import {
 const MAX_DATAGRAM_V4 = 65507;
 const MAX_DATAGRAM_V6 = 65527;
 
+/**
+ * Receive buffer asked of the kernel. Linux's default (net.core.rmem_default, ~208 KiB) holds
+ * only about a hundred datagrams, as each costs its full skb truesize (~2 KiB for a 500-byte
+ * REGISTER on loopback); a burst arriving while the event loop runs a timer or a GC pause
+ * overflows it and every dropped request costs its sender a 500 ms retransmission (RFC 3261
+ * Timer A/E). The kernel caps the request at net.core.rmem_max, so on a board with a small
+ * limit this just takes the limit. Measured with scripts/bench-sip.ts: every SIPp
+ * retransmission against the gateway was a kernel drop on this socket (/proc/net/udp "drops").
+ */
+export const UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export interface UdpTransportOptions {
   /** Local address to bind (`0.0.0.0`, `::`, `127.0.0.1`, `::1`). `::` is dual-stack. */
   address: string;
@@ -62,6 +73,11 @@ export class UdpTransport implements Transport {
       socket.once('error', onError);
       socket.bind({ address, port, exclusive: true }, () => {
         socket.off('error', onError);
+        try {
+          socket.setRecvBufferSize(UDP_RECEIVE_BUFFER_BYTES);
+        } catch (err) {
+          this.opts.logger.debug('udp receive buffer not enlarged', { error: err instanceof Error ? err.message : String(err) });
+        }
         socket.on('error', (err) => this.opts.logger.warn('udp socket error', { error: err.message }));
         socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
         this.socket = socket;
