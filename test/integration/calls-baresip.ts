@@ -52,7 +52,7 @@ const CODECS: { codec: BaresipCodec; rate: number; channels: number; caller: str
   { codec: 'G722/16000/1', rate: 16000, channels: 1, caller: '205', callee: '206' },
   { codec: 'opus/48000/2', rate: 48000, channels: 2, caller: '207', callee: '208' },
 ];
-/** The phones of the CANCEL, busy, RTP timeout and echo tests. */
+/** The phones of the CANCEL, busy, hold, RTP timeout, echo and forking tests. */
 const CALLER = '211';
 const CALLEE = '212';
 /** An extension registered from two phones: calls to it fork. */
@@ -143,8 +143,9 @@ function logLines(msg: string): Record<string, string>[] {
 
 const inRange = (port: number) => port >= GW_RTP[0] && port <= GW_RTP[1];
 
-// The phones of the CANCEL, busy, timeout and echo tests: one caller, one callee that answers by
-// command. Started before the first test: tap ends the root test once its last queued test is done.
+// The phones of the tests after the codec calls: a caller, a callee that answers by command, and
+// two phones of one extension. Started before the first test: tap ends the root test once its
+// last queued test is done, so nothing may be started between tests at the top level.
 const caller = await phone(CALLER, 'a', 'PCMU/8000/1', false);
 const callee = await phone(CALLEE, 'b', 'PCMU/8000/1', false);
 const desk = await phone(FORKED, 'b', 'PCMU/8000/1', false);
@@ -179,8 +180,8 @@ await t.test('A calls B through the gateway with each codec: each side hears the
 
       const heardA = heard(a);
       const heardB = heard(b);
-      t.equal(heardA.rate, c.rate, `A decoded ${c.codec} (recording at ${c.rate} Hz)`);
-      t.equal(heardB.rate, c.rate, `B decoded ${c.codec} (recording at ${c.rate} Hz)`);
+      t.same([heardA.rate, heardA.channels], [c.rate, c.channels], `A decoded ${c.codec} (recording at ${c.rate} Hz, ${c.channels} channel(s))`);
+      t.same([heardB.rate, heardB.channels], [c.rate, c.channels], `B decoded ${c.codec} (recording at ${c.rate} Hz, ${c.channels} channel(s))`);
       t.ok(heardA.frequency === B_TONE && heardA.ratio > 0.8, `A heard B's ${B_TONE} Hz (got ${heardA.frequency} Hz, ratio ${heardA.ratio.toFixed(3)})`, {
         log: gw.log().slice(-3000),
       });
@@ -289,7 +290,8 @@ await t.test(`the callee vanishes: no leg is up after twice the RTP timeout (${R
   await callee.waitEvent('CALL_INCOMING', { since: sinceB });
   await callee.accept();
   await caller.waitEvent('CALL_ESTABLISHED', { since: sinceA });
-  // Let RTP flow, and pick the moment least favourable to a coarse inactivity check.
+  // Let RTP flow. 2.2 s is the worst moment for a coarse check: a fixed 5 s period would see
+  // 2.8 s of silence at 5 s and end the call only at 10 s, 7.8 s after the kill.
   await sleep(2200);
   callee.kill();
   const killedAt = performance.now();

@@ -7,6 +7,7 @@
  * HMAC-SHA256(secret, timestamp || salt || realm)). No per-challenge state is kept; the only
  * state is a bounded map of the highest nonce-count seen per nonce, for replay protection.
  */
+import * as crypto from 'node:crypto';
 import { createHmac } from 'node:crypto';
 import type { Clock } from '../../runtime/clock.ts';
 import type { Random } from '../../runtime/random.ts';
@@ -105,6 +106,50 @@ interface NonceUse {
 /** A dummy HA1 hashed when the user is unknown, so that both failures cost the same work. */
 const DUMMY_HA1 = '0'.repeat(64);
 
+/** The `response` parameter must be hex of the algorithm's digest length (32 or 64 digits). */
+const HEX_32 = /^[0-9a-fA-F]{32}$/;
+const HEX_64 = /^[0-9a-fA-F]{64}$/;
+
+/** Nonce salts are cut from one draw of this many random bytes (one draw per 128 nonces). */
+const SALT_POOL_BYTES = 8 * 128;
+
+/** `crypto.hash` (Node 20.12+), a one-shot hash; without it the nonce MAC uses createHmac. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
+
+/**
+ * HMAC-SHA256 (RFC 2104) of `head || "|" || realm` under a fixed key, computed as two one-shot
+ * SHA-256 hashes over preallocated buffers: H((K ^ opad) || H((K ^ ipad) || message)). Same
+ * output as createHmac('sha256', key), at about two thirds of the cost (no Hmac object per
+ * nonce). Not re-entrant, which a synchronous call never needs.
+ */
+class NonceMac {
+  private readonly inner: Buffer;
+  private readonly outer: Buffer;
+
+  constructor(
+    key: Buffer,
+    private readonly tail: Buffer,
+    private readonly hash: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer,
+  ) {
+    // RFC 2104 §2: a key longer than the block (64 bytes for SHA-256) is hashed first.
+    const k = key.length > 64 ? hash('sha256', key, 'buffer') : key;
+    this.inner = Buffer.alloc(64 + 16 + tail.length, 0x36);
+    this.outer = Buffer.alloc(64 + 32, 0x5c);
+    for (let i = 0; i < k.length; i++) {
+      this.inner[i]! ^= k[i]!;
+      this.outer[i]! ^= k[i]!;
+    }
+    tail.copy(this.inner, 64 + 16);
+  }
+
+  /** The MAC of a 16-byte nonce head. */
+  of(head: Buffer): Buffer {
+    head.copy(this.inner, 64, 0, 16);
+    this.hash('sha256', this.inner, 'buffer').copy(this.outer, 64);
+    return this.hash('sha256', this.outer, 'buffer');
+  }
+}
+
 /**
  * Issues Digest challenges and verifies answers. Callers send `challenge()` values in a 401
  * (WWW-Authenticate) or 407 (Proxy-Authenticate) and call `verify()` on the retried request.
@@ -126,6 +171,16 @@ export class DigestServer {
   private readonly used = new Map<string, NonceUse>();
   /** Nonces issued at or before this time and not in `used` have lost their replay record. */
   private evictedUpTo = -Infinity;
+  /** The fast nonce MAC, when the one-shot hash exists. */
+  private readonly mac: NonceMac | undefined;
+  /** Random bytes not yet used as nonce salt, and the read position in them. */
+  private saltPool: Buffer | undefined;
+  private saltOffset = 0;
+  /**
+   * Each challenge value split around its nonce, per algorithm, for plain and `stale`
+   * challenges: the serialised form differs only in the nonce, so it is built once.
+   */
+  private readonly templates = new Map<string, [string, string] | null>();
 
   constructor(options: DigestServerOptions) {
     if (options.secret.length < 16) throw new RangeError('DigestServer secret must be at least 16 bytes');
@@ -141,6 +196,7 @@ export class DigestServer {
     this.userhash = options.userhash ?? false;
     this.maxTracked = options.maxTrackedNonces ?? 10_000;
     this.opaque = createHmac('sha256', this.secret).update('opaque|').update(this.wireRealm, 'latin1').digest().subarray(0, 16).toString('base64url');
+    if (oneShotHash) this.mac = new NonceMac(this.secret, Buffer.from(`|${this.wireRealm}`, 'latin1'), oneShotHash);
   }
 
   /**
@@ -150,18 +206,41 @@ export class DigestServer {
    */
   challenge(opts: { stale?: boolean } = {}): string[] {
     const nonce = this.issueNonce();
+    const stale = opts.stale === true;
     return this.algorithms.map((algorithm) => {
-      const params = new Map<string, string>([
-        ['realm', this.wireRealm],
-        ['nonce', nonce],
-        ['opaque', this.opaque],
-        ['algorithm', algorithm],
-        ['qop', 'auth'],
-      ]);
-      if (opts.stale) params.set('stale', 'true');
-      if (this.userhash) params.set('userhash', 'true');
-      return serializeAuthValue({ scheme: 'Digest', params }, 'challenge');
+      const template = this.template(algorithm, stale);
+      return template ? template[0] + nonce + template[1] : this.serializeChallenge(algorithm, nonce, stale);
     });
+  }
+
+  private serializeChallenge(algorithm: DigestAlgorithm, nonce: string, stale: boolean): string {
+    const params = new Map<string, string>([
+      ['realm', this.wireRealm],
+      ['nonce', nonce],
+      ['opaque', this.opaque],
+      ['algorithm', algorithm],
+      ['qop', 'auth'],
+    ]);
+    if (stale) params.set('stale', 'true');
+    if (this.userhash) params.set('userhash', 'true');
+    return serializeAuthValue({ scheme: 'Digest', params }, 'challenge');
+  }
+
+  /**
+   * The challenge serialised around a placeholder nonce of the same length and alphabet as a
+   * real one (so quoting is the same), split at it; null when the placeholder is not found
+   * exactly once (then every challenge is serialised in full).
+   */
+  private template(algorithm: DigestAlgorithm, stale: boolean): [string, string] | null {
+    const key = `${algorithm}|${stale}`;
+    let t = this.templates.get(key);
+    if (t === undefined) {
+      const placeholder = 'Q'.repeat(Math.ceil((NONCE_RAW_LENGTH * 4) / 3));
+      const parts = this.serializeChallenge(algorithm, placeholder, stale).split(placeholder);
+      t = parts.length === 2 ? [parts[0]!, parts[1]!] : null;
+      this.templates.set(key, t);
+    }
+    return t;
   }
 
   /**
@@ -206,7 +285,7 @@ export class DigestServer {
     const algorithm = parseDigestAlgorithm(p.get('algorithm'));
     if (algorithm === undefined || !this.algorithms.includes(algorithm)) return fail('algorithm');
     if (isSessionAlgorithm(algorithm) && qop === undefined) return fail('malformed');
-    if (!new RegExp(`^[0-9a-fA-F]{${digestHexLength(algorithm)}}$`).test(response)) return fail('malformed');
+    if (!(digestHexLength(algorithm) === 32 ? HEX_32 : HEX_64).test(response)) return fail('malformed');
     if (realm !== this.wireRealm) return fail('realm-mismatch');
 
     const issuedAt = this.checkNonce(nonce);
@@ -263,12 +342,20 @@ export class DigestServer {
   private issueNonce(): string {
     const raw = Buffer.alloc(NONCE_RAW_LENGTH);
     raw.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.clock.wallNow()))), 0);
-    if (this.random) this.random.bytes(8).copy(raw, 8);
+    if (this.random) {
+      if (this.saltPool === undefined || this.saltOffset + 8 > this.saltPool.length) {
+        this.saltPool = this.random.bytes(SALT_POOL_BYTES);
+        this.saltOffset = 0;
+      }
+      this.saltPool.copy(raw, 8, this.saltOffset, this.saltOffset + 8);
+      this.saltOffset += 8;
+    }
     this.nonceMac(raw.subarray(0, 16)).copy(raw, 16);
     return raw.toString('base64url');
   }
 
   private nonceMac(head: Buffer): Buffer {
+    if (this.mac) return this.mac.of(head);
     return createHmac('sha256', this.secret).update(head).update('|').update(this.wireRealm, 'latin1').digest();
   }
 
@@ -277,9 +364,8 @@ export class DigestServer {
     if (!/^[A-Za-z0-9_-]+$/.test(nonce)) return undefined;
     const raw = Buffer.from(nonce, 'base64url');
     if (raw.length !== NONCE_RAW_LENGTH || raw.toString('base64url') !== nonce) return undefined;
-    if (!constantTimeEqual(this.nonceMac(raw.subarray(0, 16)).toString('latin1'), raw.subarray(16).toString('latin1'))) {
-      return undefined;
-    }
+    // Both 32 bytes: raw has exactly NONCE_RAW_LENGTH bytes.
+    if (!crypto.timingSafeEqual(this.nonceMac(raw.subarray(0, 16)), raw.subarray(16))) return undefined;
     const issuedAt = Number(raw.readBigUInt64BE(0));
     if (issuedAt > this.clock.wallNow() + FUTURE_SKEW_MS) return undefined;
     return issuedAt;

@@ -6,6 +6,7 @@
  * `../message/headers.ts`), so a UTF-8 username hashes as its UTF-8 octets. Convert text from
  * configuration with `byteString` first.
  */
+import * as crypto from 'node:crypto';
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** The Digest algorithms of RFC 7616 §3.3 / RFC 8760 §2.2. */
@@ -51,8 +52,17 @@ export function parseDigestAlgorithm(name: string | undefined): DigestAlgorithm 
 
 /** The algorithm without its `-sess` suffix (the hash function used). */
 export function baseAlgorithm(algorithm: DigestAlgorithm): 'MD5' | 'SHA-256' | 'SHA-512-256' {
-  return algorithm.replace(/-sess$/, '') as 'MD5' | 'SHA-256' | 'SHA-512-256';
+  return BASE_ALGORITHM[algorithm];
 }
+
+const BASE_ALGORITHM: Readonly<Record<DigestAlgorithm, 'MD5' | 'SHA-256' | 'SHA-512-256'>> = {
+  MD5: 'MD5',
+  'MD5-sess': 'MD5',
+  'SHA-256': 'SHA-256',
+  'SHA-256-sess': 'SHA-256',
+  'SHA-512-256': 'SHA-512-256',
+  'SHA-512-256-sess': 'SHA-512-256',
+};
 
 /** Whether HA1 is the session form H(H(A1-base):nonce:cnonce) (RFC 7616 §3.4.2). */
 export function isSessionAlgorithm(algorithm: DigestAlgorithm): boolean {
@@ -69,11 +79,26 @@ export function digestHexLength(algorithm: DigestAlgorithm): number {
   return baseAlgorithm(algorithm) === 'MD5' ? 32 : 64;
 }
 
+/**
+ * `crypto.hash` (Node 20.12+): a one-shot hash without a Hash object, about 3x faster than
+ * createHash/update/digest for the short inputs of Digest. Older Node versions fall back.
+ */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string | Buffer, encoding: 'hex') => string }).hash;
+
+/** True when every code unit is ASCII, so the UTF-8 and latin1 encodings of `s` are the same bytes. */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 /** H(data) as lower-case hex (RFC 7616 §3.4.1), with the algorithm's hash function. */
 export function digestHash(algorithm: DigestAlgorithm, data: string | Buffer): string {
-  const hash = createHash(NODE_HASH[baseAlgorithm(algorithm)]!);
-  hash.update(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
-  return hash.digest('hex');
+  const name = NODE_HASH[baseAlgorithm(algorithm)]!;
+  // Byte strings hash as their latin1 octets; crypto.hash encodes strings as UTF-8, which is
+  // the same only for ASCII.
+  const bytes = typeof data === 'string' && !isAscii(data) ? Buffer.from(data, 'latin1') : data;
+  if (oneShotHash) return oneShotHash(name, bytes, 'hex');
+  return createHash(name).update(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes).digest('hex');
 }
 
 /** HA1 of the base algorithm: H(username ":" realm ":" password) (RFC 7616 §3.4.2). */
