@@ -128,7 +128,7 @@ class NonceMac {
 
   constructor(
     key: Buffer,
-    private readonly tail: Buffer,
+    tail: Buffer,
     private readonly hash: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer,
   ) {
     // RFC 2104 §2: a key longer than the block (64 bytes for SHA-256) is hashed first.

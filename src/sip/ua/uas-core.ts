@@ -85,9 +85,18 @@ type Admitted = { kind: 'user'; username: string } | { kind: 'trunk'; trunk: str
  * refused without making the client compute a digest for nothing. Everything answered before
  * authentication is answered statelessly (see {@link TransactionUser.screen}).
  */
+/** How many failed requests are remembered for {@link UasCore} retransmission de-duplication. */
+const MAX_COUNTED_FAILURES = 4096;
+
 export class UasCore implements TransactionUser {
   /** Requests `screen` let through and why, for `onRequest` (a digest answer verifies only once). */
   private readonly admitted = new WeakMap<SipRequest, Admitted>();
+  /**
+   * Requests (source and top Via branch) whose failed credentials were already counted: the
+   * retransmissions of one request are one failure, not several (a phone whose 407 got lost
+   * must not be banned for it). Bounded; the oldest entries go first.
+   */
+  private readonly countedFailures = new Set<string>();
 
   constructor(private readonly opts: UasCoreOptions) {}
 
@@ -215,8 +224,21 @@ export class UasCore implements TransactionUser {
   private authenticate(req: SipRequest, role: 'registrar' | 'proxy', source: Destination): AuthOutcome {
     const auth = this.opts.auth.check(req, role);
     if (auth.ok) this.opts.guard?.authSucceeded(source.address);
-    else if (auth.failed) this.opts.guard?.authFailed(source.address);
+    else if (auth.failed && this.firstFailure(req, source)) this.opts.guard?.authFailed(source.address);
     return auth;
+  }
+
+  /** True the first time a failed request (by source address and branch) is seen. */
+  private firstFailure(req: SipRequest, source: Destination): boolean {
+    const branch = /;\s*branch\s*=\s*([^;,\s]+)/i.exec(req.headers.get('via') ?? '')?.[1];
+    if (branch === undefined) return true;
+    const key = `${source.address} ${branch}`;
+    if (this.countedFailures.has(key)) return false;
+    this.countedFailures.add(key);
+    if (this.countedFailures.size > MAX_COUNTED_FAILURES) {
+      this.countedFailures.delete(this.countedFailures.values().next().value as string);
+    }
+    return true;
   }
 
   private screenRegister(req: SipRequest, source: Destination): SipResponse | undefined {

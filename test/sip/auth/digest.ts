@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import t from 'tap';
 import { ManualClock } from '../../../src/runtime/clock.ts';
 import { SeededRandom } from '../../../src/runtime/random.ts';
@@ -200,6 +200,29 @@ t.test('challenge values: one per algorithm in configured order, with qop, opaqu
   t.match(md5First[0], /algorithm=MD5/, 'configurable order for first-challenge clients such as SIPp');
   const u = setup({ userhash: true }).server.challenge();
   t.match(u[0], /userhash=true/);
+});
+
+t.test('nonce layout: issue time, salt, HMAC-SHA256(secret, head | "|" realm); salts never repeat', async (t) => {
+  for (const [name, secret] of [
+    ['16-byte secret', Buffer.from('0123456789abcdef')],
+    ['secret longer than the SHA-256 block (hashed first, RFC 2104)', Buffer.alloc(100, 7)],
+  ] as const) {
+    const { server, clock } = setup({ secret });
+    const seen = new Set<string>();
+    // More nonces than one draw of random salt covers, so the pool is refilled at least once.
+    for (let i = 0; i < 300; i++) {
+      const nonce = parseAuthValue(server.challenge()[0]!).params.get('nonce')!;
+      const raw = Buffer.from(nonce, 'base64url');
+      if (i === 0) {
+        t.equal(raw.length, 48, `${name}: 48 bytes`);
+        t.equal(Number(raw.readBigUInt64BE(0)), clock.wallNow(), `${name}: issue time first`);
+        const mac = createHmac('sha256', secret).update(raw.subarray(0, 16)).update('|hookswitch').digest();
+        t.same(raw.subarray(16), mac, `${name}: MAC is HMAC-SHA256 over head and realm`);
+      }
+      seen.add(raw.subarray(8, 16).toString('hex'));
+    }
+    t.equal(seen.size, 300, `${name}: 300 nonces, 300 different salts`);
+  }
 });
 
 t.test('expired nonce with a correct response is stale (RFC 7616 §3.3)', async (t) => {

@@ -253,6 +253,10 @@ t.test('calls, trunks and the source guard', async (t) => {
   t.same(failures, []);
   t.same(await receive(invite()), [407], 'wrong credentials: challenged');
   t.same(failures, ['192.0.2.10'], 'and the guard counts a failure');
+  t.same(await receive(invite()), [407], 'a retransmission of the same request: challenged again');
+  t.same(failures, ['192.0.2.10'], 'but not counted again (same branch from the same source)');
+  t.same(await receive(invite({ via: 'SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-second-try' })), [407], 'a new attempt');
+  t.same(failures, ['192.0.2.10', '192.0.2.10'], 'is a second failure');
   authResult = { ok: true, username: '101' };
   t.same(await receive(invite({ callId: 'c2' })), [486], 'authenticated: the call layer answers');
   t.same(successes, ['192.0.2.10']);
