@@ -3,7 +3,7 @@
 // scripts/bench-parser.ts (our parser and the `sip` package alike) into one file, then node runs
 // it. Running through a TypeScript loader instead would measure the loader's module wrappers.
 // 2. The SIP load benchmark (scripts/bench-sip.ts): registrations/s and calls/s with SIPp
-//    against the built gateway (dist/, rebuilt here) and kamailio. It orchestrates processes,
+//    against the built gateway (dist/, rebuilt here) and kamailio, and the RTP relay's CPU. It orchestrates processes,
 //    so it runs through tsx; what it measures runs as shipped.
 // Options: --parser-only, --sip-only, --quick (fewer, shorter SIP steps).
 import { build } from 'esbuild';
