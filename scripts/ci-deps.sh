@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite needs (SIPp, openssl, procps, baresip, kamailio,
-# sipvicious), and only those missing.
+# sipvicious, ffmpeg, sox, PulseAudio with its ALSA plugin, alsa-utils), and only those missing.
 # Idempotent: when everything is present it changes nothing and makes no network request.
 set -euo pipefail
 
@@ -13,11 +13,17 @@ declare -A wanted=(
   [kamailio]=kamailio
   [sipvicious]=svwar
   [iproute2]=ss
+  [ffmpeg]=ffmpeg
+  [sox]=sox
+  [pulseaudio]=pulseaudio
+  [pulseaudio-utils]=pactl
+  [alsa-utils]=arecord
+  [libasound2-plugins]=-   # the ALSA "pulse" device; no command, dpkg tells
 )
 
 missing=()
 for pkg in "${!wanted[@]}"; do
-  if command -v "${wanted[$pkg]}" >/dev/null 2>&1; then
+  if [ "${wanted[$pkg]}" != "-" ] && command -v "${wanted[$pkg]}" >/dev/null 2>&1; then
     continue
   fi
   if command -v dpkg >/dev/null 2>&1 && dpkg -s "$pkg" >/dev/null 2>&1; then
@@ -51,6 +57,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq >/dev/null
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for pkg in "${missing[@]}"; do
+  [ "${wanted[$pkg]}" = "-" ] && continue
   if ! command -v "${wanted[$pkg]}" >/dev/null 2>&1; then
     echo "ci-deps: $pkg was installed but ${wanted[$pkg]} is still not on PATH" >&2
     exit 1

@@ -16,10 +16,12 @@ import type { Binding } from '../registrar/binding-store.ts';
 import type { Route } from './dialplan.ts';
 import { Call, type CallEnv, type CallState, type ForkSpec, type Party } from './call.ts';
 import { ClientLeg } from './client-leg.ts';
+import { DeviceCall } from './device-call.ts';
+import { DeviceLeg } from './device-leg.ts';
 import { sdpOf, type Leg } from './leg.ts';
 import { ServerLeg } from './server-leg.ts';
 import { negotiateAsUas } from './session-timer.ts';
-import type { B2buaOptions, CallMedia, LegName } from './types.ts';
+import type { B2buaOptions, CallMedia, LegName, LocalEnd } from './types.ts';
 
 export type { B2buaOptions, TrunkTarget, CallMedia, CallMediaFactory, LegName } from './types.ts';
 
@@ -211,7 +213,8 @@ export class B2bua implements CallHandler {
       refuse(404);
       return;
     }
-    const specs = route.target.kind === 'echo' ? [] : this.forksFor(route, caller, mf - 1);
+    const device = route.target.kind === 'device' ? this.opts.device : undefined;
+    const specs = route.target.kind === 'echo' || device ? [] : this.forksFor(route, caller, mf - 1);
     if (!Array.isArray(specs)) {
       refuse(specs.status, specs.reason);
       return;
@@ -227,7 +230,7 @@ export class B2bua implements CallHandler {
     }
     let media: CallMedia;
     try {
-      media = await this.opts.media.create();
+      media = await (device ? device.media() : this.opts.media.create());
     } catch (err) {
       this.opts.logger.warn('no media session for a call', { reason: err instanceof Error ? err.message : String(err) });
       a.reject(503, 'Service Unavailable (no RTP ports)');
@@ -250,6 +253,22 @@ export class B2bua implements CallHandler {
       else call.answerLocally(r.sdp);
       return;
     }
+    if (device) {
+      // The device answers with its own media; it decides when (auto-answer, or the handset).
+      const r = media.answerLocally('a', offer);
+      if (!r.ok) {
+        call.reject(r.status, r.reason);
+        return;
+      }
+      const local = device.incoming(new DeviceCall(call, 'a', r.sdp), caller);
+      if ('status' in local) {
+        call.reject(local.status, local.reason);
+        return;
+      }
+      call.local = local;
+      if (call.state === 'calling') a.provisional(180);
+      return;
+    }
     media.setLocalAddress('b', specs[0]!.local.address);
     const r = media.offer('a', offer);
     if (!r.ok) {
@@ -257,6 +276,42 @@ export class B2bua implements CallHandler {
       return;
     }
     call.dial(specs, r.sdp);
+  }
+
+  /**
+   * A call from the device to `number`, routed by the dial plan like a call from its extension.
+   * `follow` gives the {@link LocalEnd} that the call reports to. Resolves to the call, or to
+   * the status that refuses it (404 no route, 480 callee not registered, 503 no RTP ports).
+   */
+  async dialFromDevice(number: string, follow: (call: DeviceCall) => LocalEnd): Promise<DeviceCall | Refusal> {
+    const device = this.opts.device;
+    if (!device) return { status: 503, reason: 'Service Unavailable (no device)' };
+    const route = this.opts.dialplan.route(number);
+    if (!route) return { status: 404, reason: 'Not Found' };
+    if (route.target.kind === 'device' || route.target.kind === 'echo' || route.number === this.opts.deviceExtension) {
+      return { status: 486, reason: 'Busy Here (the device cannot call itself)' };
+    }
+    const extension = this.opts.deviceExtension;
+    const name = this.opts.extensions[extension]?.name;
+    const caller: Party = { user: extension, ...(name ? { display: name } : {}) };
+    const specs = this.forksFor(route, caller, 70);
+    if (!Array.isArray(specs)) return specs;
+    let media: CallMedia;
+    try {
+      media = await device.media();
+    } catch (err) {
+      return { status: 503, reason: `Service Unavailable (${err instanceof Error ? err.message : String(err)})` };
+    }
+    const id = newTag(this.opts.random).slice(0, 10);
+    const terms = { interval: this.opts.sessionExpires, weRefresh: false, peerSupports: false };
+    const call = new Call(this.env, id, media, new DeviceLeg(this.env), { a: caller, b: { user: route.number } }, terms);
+    const handle = new DeviceCall(call, 'b');
+    this.active.add(call);
+    media.setLocalAddress('b', specs[0]!.local.address);
+    call.local = follow(handle);
+    this.opts.logger.info('call', { call: id, from: caller.user, to: route.number, target: route.target.kind });
+    call.dial(specs, media.reoffer('b'));
+    return handle;
   }
 
   /** Our address facing a source; on trunk legs the public address when one is known. */
@@ -273,7 +328,7 @@ export class B2bua implements CallHandler {
       case 'extension':
         return this.extensionForks(target.extension, caller, maxForwards);
       case 'device':
-        // Until the local handset exists (issue 4), the device extension's registered phones ring.
+        // Without a device endpoint, the device extension's registered phones ring.
         return this.extensionForks(this.opts.deviceExtension, caller, maxForwards);
       case 'trunk':
         return this.trunkFork(target.trunk, route.number, maxForwards);

@@ -13,7 +13,8 @@ import { Leg, LEG_ALLOW, sdpOf, type LegEnv, type LocalAddress } from './leg.ts'
 import type { ServerLeg } from './server-leg.ts';
 import { answerHeaders, negotiateAsUas, refreshHeaders, SessionTimer, termsFromAnswer, type SessionTimerTerms } from './session-timer.ts';
 import { Transfer } from './transfer.ts';
-import type { CallMedia, LegName } from './types.ts';
+import { DeviceLeg } from './device-leg.ts';
+import type { CallMedia, LegName, LocalEnd } from './types.ts';
 import type { Destination } from '../sip/transaction/types.ts';
 
 /** Who is on a leg, for the From of requests that the gateway originates towards others. */
@@ -84,6 +85,11 @@ export class Call {
   private early: { leg: ClientLeg; remote: string; sdp: string } | undefined;
   /** Offerless re-INVITE in progress: the answer comes in the ACK (RFC 3261 §14.2). */
   private readonly ackAnswer = new Set<Leg>();
+  /** The device, when it is one end of this call (the callee, or the caller on a {@link DeviceLeg}). */
+  local: LocalEnd | undefined;
+  private ringingTold = false;
+  /** The final status of a call that ended before it connected. */
+  private finalStatus: number | undefined;
 
   constructor(
     readonly env: CallEnv,
@@ -132,6 +138,7 @@ export class Call {
   /** A final failure before the call was answered (no route, no media, ...). */
   reject(status: number, reason?: string, headers: [string, string][] = []): void {
     this.caller?.reject(status, reason, headers);
+    this.finalStatus = status;
     this.end(`rejected ${status}`);
   }
 
@@ -147,6 +154,10 @@ export class Call {
         sdp = r.sdp;
       }
     } else if (this.early?.leg === leg) sdp = this.early.sdp;
+    if (this.local && !this.ringingTold) {
+      this.ringingTold = true;
+      this.local.ringing();
+    }
     this.caller?.provisional(sdp ? 183 : res.status === 183 ? 180 : res.status, sdp);
   }
 
@@ -176,9 +187,20 @@ export class Call {
   private connect(sdp: string): void {
     this.state = 'connected';
     this.caller?.accept(sdp, answerHeaders(this.aTerms), () => this.hangup('SIP;cause=408;text="No ACK"'));
-    this.startTimer(this.a, this.aTerms);
+    // The device's own leg has no dialog to refresh.
+    if (!(this.a instanceof DeviceLeg)) this.startTimer(this.a, this.aTerms);
     this.mediaSince = this.env.clock.now();
     this.rtpCheck = this.env.clock.setTimer(rtpCheckInterval(this.env.rtpTimeoutSeconds), () => this.checkRtp(), 'rtp-check');
+    this.local?.connected();
+  }
+
+  /**
+   * The leg across from `leg` that speaks SIP: undefined when the other end is the device (or
+   * there is none, the echo), so that offers and INFOs are answered here.
+   */
+  private remoteOther(leg: Leg): Leg | undefined {
+    const other = this.other(leg);
+    return other instanceof DeviceLeg ? undefined : other;
   }
 
   private failed(status: number, reason: string): void {
@@ -227,6 +249,11 @@ export class Call {
         this.offer(leg, req, tx);
         return;
       case 'REFER':
+        if (this.local) {
+          // Transferring a device call would need the device to place the new call.
+          respond(501, 'Not Implemented (transfer of a device call)');
+          return;
+        }
         Transfer.start(this, leg, req, tx);
         return;
       default:
@@ -264,7 +291,7 @@ export class Call {
    * request crossing one of ours (glare) gets 491 (§14.2).
    */
   private offer(leg: Leg, req: SipRequest, tx: ServerTransaction): void {
-    const other = this.other(leg);
+    const other = this.remoteOther(leg);
     const negotiated = negotiateAsUas(req, this.timers.get(leg)?.terms.interval ?? this.env.sessionExpires, this.env.minSessionExpires);
     if (!negotiated.ok) {
       tx.respond(buildResponse(req, negotiated.status, undefined, { headers: [['Min-SE', String(negotiated.minSE)]] }));
@@ -299,7 +326,7 @@ export class Call {
     this.onHold = /^a=(sendonly|inactive)\s*$/m.test(remote);
     this.mediaSince = this.env.clock.now();
     if (!other) {
-      // Echo: nobody else to ask.
+      // Echo or the device: nobody else to ask.
       const r = this.media.answerLocally(leg.slot, remote);
       if (!r.ok) tx.respond(buildResponse(req, r.status, r.reason));
       else respondOk(r.sdp);
@@ -336,7 +363,11 @@ export class Call {
 
   /** INFO, NOTIFY, MESSAGE and the like: sent on to the other leg; its final status comes back. */
   private relay(leg: Leg, req: SipRequest, tx: ServerTransaction): void {
-    const other = this.other(leg);
+    const other = this.remoteOther(leg);
+    if (!other && this.local && req.method === 'INFO') {
+      tx.respond(buildResponse(req, this.local.info(req.headers.get('Content-Type'), req.body)));
+      return;
+    }
     if (!other) {
       tx.respond(buildResponse(req, req.method === 'INFO' || req.method === 'OPTIONS' ? 200 : 405));
       return;
@@ -449,6 +480,7 @@ export class Call {
     this.timers.clear();
     this.media.close();
     this.env.ended(this);
+    this.local?.ended(cause, this.finalStatus);
   }
 
   /** Puts a new leg in place of an old one (transfer), keeping the media slot. */

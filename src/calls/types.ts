@@ -11,6 +11,8 @@ import type { Binding } from '../registrar/binding-store.ts';
 import type { Destination } from '../sip/transaction/types.ts';
 import type { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
 import type { DialPlan } from './dialplan.ts';
+import type { DeviceCall } from './device-call.ts';
+import type { Party } from './call.ts';
 
 /** The two media slots of a call: `a` faces the caller, `b` the callee. */
 export type LegName = 'a' | 'b';
@@ -78,6 +80,38 @@ export interface B2buaOptions {
   rtpTimeoutSeconds: number;
   sessionExpires: number;
   minSessionExpires: number;
+  /** This box's handset or intercom; without it calls to `device` ring the device extension's phones. */
+  device?: DevicePort;
   /** T1/T2 for 2xx retransmission (RFC 3261 §13.3.1.4); defaults 500/4000 ms. */
   timers?: { T1: number; T2: number };
+}
+
+/**
+ * The device as one end of a call: this box's own handset or intercom, which terminates the
+ * call's media and signalling inside the gateway. The call layer tells it how the call goes;
+ * the device endpoint (`src/device/`) answers, hangs up and sends DTMF through {@link DeviceCall}.
+ */
+export interface LocalEnd {
+  /** The far end is ringing (180/183) — a call the device placed. */
+  ringing(): void;
+  /** The call is answered, the media flows. */
+  connected(): void;
+  /**
+   * An INFO from the far end (RFC 6086; DTMF as application/dtmf-relay or application/dtmf):
+   * returns the status to answer it with.
+   */
+  info(contentType: string | undefined, body: Buffer): number;
+  /** The call has ended; `status` is the final failure status of a call that never connected. */
+  ended(cause: string, status?: number): void;
+}
+
+/** The device endpoint as the B2BUA sees it (see `src/device/device-endpoint.ts`). */
+export interface DevicePort {
+  /** Media for one device call: RTP towards the far end, audio through the device. */
+  media(): Promise<CallMedia>;
+  /**
+   * A call for the device arrived (authenticated, routed, its offer acceptable): returns the
+   * {@link LocalEnd} that follows it, or the status to refuse it with (486 when busy).
+   */
+  incoming(call: DeviceCall, caller: Party): LocalEnd | { status: number; reason?: string };
 }

@@ -9,6 +9,7 @@
 
 import type { DialRule } from '../calls/dialplan.ts';
 import { DEFAULT_ALLOWED_SOURCES } from '../security/cidr.ts';
+import { AUDIO_DEFAULTS, checkAudioSections, DEFAULT_CODECS, type AudioConfig, type DtmfConfig } from './audio-sections.ts';
 import { checkSections, isHostName, isObject, show, wholeNumber } from './sections.ts';
 
 export type { DialRule };
@@ -67,6 +68,8 @@ export interface MediaConfig {
   stunServer?: string;
   /** A call whose legs send no RTP for this long is hung up. */
   rtpTimeoutSeconds: number;
+  /** The device's codecs, most preferred first (`opus`, `G722`, `PCMU`, `PCMA`, `L16`, `L16/16000`, ...). */
+  codecs: string[];
 }
 
 /** Who may talk to the gateway at all, and brute-force protection (`security`). */
@@ -122,8 +125,12 @@ export interface Config {
   /** Where registrations and generated secrets are kept; '' means the platform default. */
   stateDir: string;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
-  /** This device (the analog handset) as a callable number. */
-  device: { extension: string };
+  /** This device (the analog handset) as a callable number; whether it answers calls by itself. */
+  device: { extension: string; autoAnswer: boolean };
+  audio: AudioConfig;
+  dtmf: DtmfConfig;
+  /** The country whose dial, ringback and busy tones the device plays. */
+  tones: { country: string };
   /** Rules tried in order after emergency numbers; extension numbers match after them. */
   dialplan: DialRule[];
   /** Numbers that always go to the first trunk, whatever the dial plan says. */
@@ -148,10 +155,13 @@ export const DEFAULT_CONFIG: Config = {
   trunks: [],
   stateDir: '',
   log: { level: 'info' },
-  device: { extension: '100' },
+  device: { extension: '100', autoAnswer: true },
+  audio: { ...AUDIO_DEFAULTS.audio },
+  dtmf: { ...AUDIO_DEFAULTS.dtmf },
+  tones: { ...AUDIO_DEFAULTS.tones },
   dialplan: [{ match: '*43', to: 'echo' }],
   emergencyNumbers: ['112', '911', '999'],
-  media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60 },
+  media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: [...DEFAULT_CODECS] },
   security: {
     allowedSources: [...DEFAULT_ALLOWED_SOURCES],
     maxAuthFailures: 10,
@@ -180,7 +190,7 @@ export function resolveConfig(input: Json): Config {
   const cfg: Config = structuredClone(DEFAULT_CONFIG);
   if (!isObject(input)) throw new ConfigError([`the file must hold a JSON object (got ${show(input)})`]);
 
-  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls']);
+  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones']);
   for (const key of Object.keys(input)) if (!allowed.has(key)) problems.push(`${key} is not a known setting`);
 
   const sip = input.sip;
@@ -285,6 +295,7 @@ export function resolveConfig(input: Json): Config {
   }
 
   checkSections(input, cfg, problems);
+  checkAudioSections(input, cfg, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

@@ -4,6 +4,7 @@
  */
 import { compileDialRule, parseDialTarget, type DialRule } from '../calls/dialplan.ts';
 import type { Config } from './config.ts';
+import { checkCodecList } from './audio-sections.ts';
 
 type Json = unknown;
 
@@ -89,10 +90,14 @@ export function isCidr(v: Json): v is string {
 
 /** The sections issue 3 added: device, dial plan, emergency numbers, media, security, registrar, calls. */
 export function checkSections(input: Record<string, Json>, cfg: Config, problems: string[]): void {
-  const device = section(input, 'device', ['extension'], problems);
+  const device = section(input, 'device', ['extension', 'autoAnswer'], problems);
   if (device?.extension !== undefined) {
     if (!isDigits(device.extension)) problems.push(`device.extension must be a string of 1 to 15 digits (got ${show(device.extension)})`);
     else cfg.device.extension = device.extension;
+  }
+  if (device?.autoAnswer !== undefined) {
+    if (typeof device.autoAnswer !== 'boolean') problems.push(`device.autoAnswer must be true or false (got ${show(device.autoAnswer)})`);
+    else cfg.device.autoAnswer = device.autoAnswer;
   }
 
   const emergency = input.emergencyNumbers;
@@ -105,7 +110,7 @@ export function checkSections(input: Record<string, Json>, cfg: Config, problems
     }
   }
 
-  const media = section(input, 'media', ['rtpPorts', 'bind', 'publicAddress', 'stunServer', 'rtpTimeoutSeconds'], problems);
+  const media = section(input, 'media', ['rtpPorts', 'bind', 'publicAddress', 'stunServer', 'rtpTimeoutSeconds', 'codecs'], problems);
   if (media) {
     if (media.rtpPorts !== undefined) {
       const r = checkRtpPorts(media.rtpPorts, problems);
@@ -128,6 +133,10 @@ export function checkSections(input: Record<string, Json>, cfg: Config, problems
       } else cfg.media.stunServer = stun;
     }
     wholeNumbers(media, 'media', cfg.media, { rtpTimeoutSeconds: [1, 86_400] }, problems);
+    if (media.codecs !== undefined) {
+      const codecs = checkCodecList(media.codecs, problems);
+      if (codecs) cfg.media.codecs = codecs;
+    }
   }
 
   const security = section(input, 'security', ['allowedSources', 'maxAuthFailures', 'banSeconds'], problems);

@@ -16,10 +16,13 @@ function problems(input: unknown): string[] {
 
 t.test('defaults of the call, media and security settings', async (t) => {
   const cfg = resolveConfig({});
-  t.same(cfg.device, { extension: '100' });
+  t.same(cfg.device, { extension: '100', autoAnswer: true });
   t.same(cfg.dialplan, [{ match: '*43', to: 'echo' }]);
   t.same(cfg.emergencyNumbers, ['112', '911', '999']);
-  t.same(cfg.media, { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60 });
+  t.same(cfg.media, { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: ['G722', 'opus', 'PCMU', 'PCMA', 'L16/16000'] });
+  t.same(cfg.audio, { backend: 'null', capture: 'default', playback: 'default', rate: 48000, periodMs: 20, bufferMs: 80, jitterMinMs: 20, jitterMaxMs: 200 });
+  t.same(cfg.dtmf, { send: 'rfc4733', durationMs: 100, gapMs: 100, inband: true });
+  t.same(cfg.tones, { country: 'us' });
   t.same(cfg.security, {
     allowedSources: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '127.0.0.0/8', '::1/128', 'fc00::/7', 'fe80::/10'],
     maxAuthFailures: 10,
@@ -169,4 +172,34 @@ t.test('IP address and CIDR syntax (RFC 4291 §2.2 text forms for IPv6)', async 
     ['10.0.0.0', true], ['10.0.0', false], ['::/0', true], ['fe80::1%eth0/64', false], ['[::1]/128', false], ['fe80::/10', true], ['::1/128', true], ['::1/129', false], ['fe80::/-1', false], ['/8', false],
   ];
   for (const [c, ok] of cidrs) t.equal(isCidr(c), ok, `CIDR ${JSON.stringify(c)}`);
+});
+
+t.test('audio, DTMF, tone and codec settings: one line per bad key', async (t) => {
+  const good = resolveConfig({
+    audio: { backend: 'alsa', capture: 'plughw:CARD=Device,DEV=0', playback: 'pulse', rate: 44100, periodMs: 10, bufferMs: 60 },
+    dtmf: { send: 'info', durationMs: 200, gapMs: 500, inband: false },
+    tones: { country: 'de' },
+    media: { codecs: ['pcma', 'L16/48000'] },
+    device: { autoAnswer: false },
+  });
+  t.same(good.audio.capture, 'plughw:CARD=Device,DEV=0');
+  t.equal(good.audio.rate, 44100);
+  t.same(good.dtmf, { send: 'info', durationMs: 200, gapMs: 500, inband: false });
+  t.equal(good.tones.country, 'de');
+  t.same(good.media.codecs, ['PCMA', 'L16/48000']);
+  t.equal(good.device.autoAnswer, false);
+  const cases: [string, object, string][] = [
+    ['unknown backend', { audio: { backend: 'oss' } }, 'config: audio.backend must be "alsa", "file" or "null" (got "oss")'],
+    ['shell in an ALSA name', { audio: { backend: 'alsa', capture: 'hw:0;rm -rf /' } }, 'config: audio.capture must be an ALSA device name like plughw:CARD=Device,DEV=0 (got "hw:0;rm -rf /")'],
+    ['odd rate', { audio: { rate: 22050 } }, 'config: audio.rate must be one of 8000, 16000, 32000, 44100, 48000 (got 22050)'],
+    ['buffer under two periods', { audio: { periodMs: 20, bufferMs: 30 } }, 'config: audio.bufferMs must be at least twice audio.periodMs (got 30 < 40)'],
+    ['unknown codec', { media: { codecs: ['G729'] } }, 'config: media.codecs[0] must be one of opus, G722, PCMU, PCMA, L16, L16/8000, L16/16000, L16/48000 (got "G729")'],
+    ['dtmf gap too short', { dtmf: { gapMs: 10 } }, 'config: dtmf.gapMs must be a whole number from 40 to 5000 (got 10)'],
+    ['country', { tones: { country: 'Germany' } }, 'config: tones.country must be a two-letter country code like "de" (got "Germany")'],
+    ['autoAnswer', { device: { autoAnswer: 'yes' } }, 'config: device.autoAnswer must be true or false (got "yes")'],
+    ['unknown audio key', { audio: { volume: 3 } }, 'config: audio.volume is not a known setting'],
+  ];
+  for (const [name, input, message] of cases) {
+    t.throws(() => resolveConfig(input), { message }, name);
+  }
 });

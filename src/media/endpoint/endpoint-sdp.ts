@@ -1,0 +1,189 @@
+/**
+ * Offer/answer (RFC 3264) for a media endpoint that terminates the stream itself: the device.
+ * Pure: SDP strings in and out, the chosen codec and the far end's transport address as result.
+ * The gateway writes one description per call: its own o= line, versioned per RFC 3264 §8.
+ */
+import type { AudioCodec } from '../codec/codec.ts';
+import type { Random } from '../../runtime/random.ts';
+import { buildSdp, codecKey, isUnspecifiedAddress, mirrorDirection, parseSdp, SdpError } from '../sdp.ts';
+import type { Codec, Direction, MediaLine, ParsedSdp, SdpOrigin } from '../sdp.ts';
+
+/** What a completed exchange settled: how to send, what arrives, where to. */
+export interface NegotiatedMedia {
+  codec: AudioCodec;
+  /** Payload type we send the codec with (the peer's number for it). */
+  sendPt: number;
+  /** Payload types the peer may send us, and what each carries. */
+  receive: Map<number, { kind: 'audio' } | { kind: 'event'; rate: number } | { kind: 'cn' }>;
+  /** telephone-event payload type and clock rate we send DTMF with, when the peer takes them. */
+  event?: { pt: number; rate: number };
+  /** The far end's RTP address; undefined while it said "send nothing" (c=0.0.0.0). */
+  remote?: { address: string; port: number; rtcpPort?: number };
+  /** Our direction: whether we send and/or receive. */
+  direction: Direction;
+  /** Packetisation time we send with (ms). */
+  ptime: number;
+}
+
+export type EndpointSdpResult = { ok: true; sdp: string; media: NegotiatedMedia } | { ok: false; status: 400 | 488; reason: string };
+
+/** Static payload types of RFC 3551 table 4 that we may write. */
+const STATIC: ReadonlyMap<string, number> = new Map([
+  ['pcmu/8000/1', 0],
+  ['pcma/8000/1', 8],
+  ['g722/8000/1', 9],
+]);
+const CN: Codec = { pt: 13, name: 'CN', rate: 8000 };
+const EVENT_FMTP = '0-16';
+
+function codecOf(c: AudioCodec, pt: number): Codec {
+  const out: Codec = { pt, name: c.info.name, rate: c.info.clockRate };
+  if (c.info.channels !== 1) out.channels = c.info.channels;
+  if (c.info.fmtp !== undefined) out.fmtp = c.info.fmtp;
+  return out;
+}
+
+function keyOf(c: AudioCodec): string {
+  return codecKey({ name: c.info.name, rate: c.info.clockRate, channels: c.info.channels });
+}
+
+const fail = (status: 400 | 488, reason: string): EndpointSdpResult => ({ ok: false, status, reason });
+
+export class EndpointSdp {
+  private origin: SdpOrigin | undefined;
+  private lastContent: string | undefined;
+  /** Our payload numbers (offer) by codec key. */
+  private ourPts = new Map<string, number>();
+  private media: MediaLine[] = [{ type: 'audio', port: 0, protocol: 'RTP/AVP', formats: '' }];
+  private audioIndex = 0;
+  private outstanding: Codec[] | undefined;
+  private current: NegotiatedMedia | undefined;
+
+  constructor(
+    /** Our codecs, most preferred first. */
+    private readonly codecs: readonly AudioCodec[],
+    private readonly random: Random,
+    private readonly local: { address(): string; port(): number },
+    private readonly username = 'hookswitch',
+  ) {
+    let dynamic = 96;
+    for (const c of codecs) this.ourPts.set(keyOf(c), STATIC.get(keyOf(c)) ?? dynamic++);
+    this.ourPts.set('telephone-event/8000/1', 101);
+    this.ourPts.set('telephone-event/48000/1', 102);
+  }
+
+  /** The media of the last completed exchange. */
+  get negotiated(): NegotiatedMedia | undefined {
+    return this.current;
+  }
+
+  /** Our offer: every codec in preference order, telephone-event and CN (RFC 3389), 20 ms. */
+  offer(direction: Direction = 'sendrecv'): string {
+    const formats = this.codecs.map((c) => codecOf(c, this.ourPts.get(keyOf(c))!));
+    const rates = new Set(formats.map((f) => f.rate));
+    for (const rate of [8000, 48000]) {
+      if (rates.has(rate)) formats.push({ pt: this.ourPts.get(`telephone-event/${rate}/1`)!, name: 'telephone-event', rate, fmtp: EVENT_FMTP });
+    }
+    formats.push(CN);
+    this.outstanding = formats;
+    return this.render(formats, direction, 20);
+  }
+
+  /** The peer's answer to our {@link offer}. */
+  takeAnswer(sdp: string): EndpointSdpResult {
+    const offered = this.outstanding;
+    if (offered === undefined) return fail(400, 'no offer outstanding');
+    let answer: ParsedSdp;
+    try {
+      answer = parseSdp(sdp);
+    } catch (err) {
+      return failure(err);
+    }
+    const keys = new Set(offered.map(codecKey));
+    const chosen = answer.audio.codecs.filter((c) => keys.has(codecKey(c)));
+    const media = this.settle(chosen, answer, mirrorDirection(answer.audio.direction));
+    if (media === undefined) return fail(488, 'the answer holds no offered codec');
+    this.current = media;
+    // An answer repeated in the 2xx after a 183 settles the same exchange.
+    return { ok: true, sdp: this.lastSdp ?? '', media };
+  }
+
+  /** Answers the peer's offer with our most preferred codec it lists. */
+  answerOffer(sdp: string): EndpointSdpResult {
+    let offer: ParsedSdp;
+    try {
+      offer = parseSdp(sdp);
+    } catch (err) {
+      return failure(err);
+    }
+    const byKey = new Map(offer.audio.codecs.map((c) => [codecKey(c), c] as const));
+    const preferred = this.codecs.map((c) => byKey.get(keyOf(c))).filter((c): c is Codec => c !== undefined);
+    const direction = mirrorDirection(offer.audio.direction);
+    const media = this.settle(preferred, offer, direction);
+    if (media === undefined) return fail(488, 'no codec of the offer is supported');
+    this.current = media;
+    this.outstanding = undefined;
+    // RFC 3264 §6.1: the answer uses the offerer's payload numbers; "MUST contain exactly the
+    // same number of "m=" lines as the offer".
+    this.media = offer.media;
+    this.audioIndex = offer.audioIndex;
+    const first = preferred[0]!;
+    const formats: Codec[] = [first];
+    if (media.event !== undefined) formats.push(offer.audio.telephoneEvents.find((e) => e.pt === media.event!.pt)!);
+    const cn = offer.audio.codecs.find((c) => codecKey(c) === 'cn/8000/1');
+    if (cn !== undefined) formats.push(cn);
+    return { ok: true, sdp: this.render(formats, direction, media.ptime, offer.audio.protocol), media };
+  }
+
+  private lastSdp: string | undefined;
+
+  /** The negotiated media for the first usable codec of `chosen` (in the peer's numbering). */
+  private settle(chosen: readonly Codec[], peer: ParsedSdp, direction: Direction): NegotiatedMedia | undefined {
+    const first = chosen[0];
+    const codec = first === undefined ? undefined : this.codecs.find((c) => keyOf(c) === codecKey(first));
+    if (first === undefined || codec === undefined) return undefined;
+    const receive: NegotiatedMedia['receive'] = new Map();
+    for (const c of chosen) receive.set(c.pt, { kind: 'audio' });
+    // What we declared for the same codec may also arrive (RFC 3264 §6.1 has the answerer use the offerer's numbers).
+    receive.set(this.ourPts.get(keyOf(codec))!, { kind: 'audio' });
+    for (const e of peer.audio.telephoneEvents) receive.set(e.pt, { kind: 'event', rate: e.rate });
+    for (const c of peer.audio.codecs) if (codecKey(c) === 'cn/8000/1') receive.set(c.pt, { kind: 'cn' });
+    // RFC 4733 §2.1: events use the clock rate of the audio they accompany; take another when that is all there is.
+    const events = peer.audio.telephoneEvents;
+    const event = events.find((e) => e.rate === codec.info.clockRate) ?? events[0];
+    const { address, port, rtcpPort } = peer.audio;
+    const media: NegotiatedMedia = {
+      codec,
+      sendPt: first.pt,
+      receive,
+      direction,
+      ptime: 20,
+    };
+    if (event !== undefined) media.event = { pt: event.pt, rate: event.rate };
+    if (!isUnspecifiedAddress(address)) media.remote = { address, port, ...(rtcpPort === undefined ? {} : { rtcpPort }) };
+    return media;
+  }
+
+  private render(formats: readonly Codec[], direction: Direction, ptime: number, protocol = 'RTP/AVP'): string {
+    const address = this.local.address();
+    const port = this.local.port();
+    this.origin ??= { username: this.username, sessionId: String(this.random.bytes(6).readUIntBE(0, 6)), version: 1, address };
+    const audio = { port, protocol, codecs: formats, direction, rtcpPort: port + 1, ptime };
+    const spec = { address, media: this.media, audioIndex: this.audioIndex, audio };
+    let sdp = buildSdp({ ...spec, origin: this.origin });
+    const content = sdp.replace(/^o=.*\r\n/m, '');
+    if (this.lastContent !== undefined && content !== this.lastContent) {
+      // RFC 3264 §8: "the version in the origin field MUST increment by one from the previous SDP".
+      this.origin = { ...this.origin, version: this.origin.version + 1 };
+      sdp = buildSdp({ ...spec, origin: this.origin });
+    }
+    this.lastContent = content;
+    this.lastSdp = sdp;
+    return sdp;
+  }
+}
+
+function failure(err: unknown): EndpointSdpResult {
+  if (err instanceof SdpError) return fail(err.status, err.message);
+  throw err;
+}
