@@ -1,24 +1,39 @@
 #!/usr/bin/env node
 // Bundles the CLI and its dependencies into one ESM file, dist/hookswitch.mjs, that runs with
-// plain `node` (>= 20) and no node_modules next to it.
+// plain `node` (>= 20) and no node_modules next to it: only the WebAssembly binaries of the
+// bundled codec/resampler packages lie beside it, where their loaders look first.
 import { build } from 'esbuild';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-// --outfile lets tests build a throw-away copy without touching dist/.
-const { values } = parseArgs({ options: { outfile: { type: 'string' } } });
+// --outfile lets tests build a throw-away copy without touching dist/; --entry bundles another
+// module the same way (a test's probe of the wasm loaders).
+const { values } = parseArgs({ options: { outfile: { type: 'string' }, entry: { type: 'string' } } });
 const outfile = values.outfile ? resolve(values.outfile) : join(root, 'dist', 'hookswitch.mjs');
+const entry = values.entry ? resolve(values.entry) : join(root, 'src', 'cli', 'main.ts');
+
+// The .wasm files that the loaders in src/media read from beside the bundle, by the bundled
+// emscripten glue (a metafile input, relative to the repository) that needs them.
+const WASM = {
+  'node_modules/@echogarden/speex-resampler-wasm/wasm/speex-resampler-simd.js': 'speex-resampler-simd.wasm',
+  'node_modules/@echogarden/speex-resampler-wasm/wasm/speex-resampler-nonsimd.js': 'speex-resampler-nonsimd.wasm',
+  'node_modules/opusscript/build/opusscript_native_wasm.js': 'opusscript_native_wasm.wasm',
+};
 
 // CommonJS dependencies bundled into ESM call require() for Node built-ins; give them one.
 // (esbuild renames a bundled module's own top-level `require` out of the way, but not
-// `__dirname`/`__filename`, so the banner defines only `require`.)
+// `__dirname`/`__filename`, so the banner defines only `require`.) CommonJS code that reads a free
+// `__dirname` (opusscript's emscripten glue) gets the bundle's folder under another name, by
+// `define` below.
 const banner = [
   '#!/usr/bin/env node',
   "import { createRequire as __hookswitchCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __hookswitchFileURLToPath } from 'node:url';",
   'const require = __hookswitchCreateRequire(import.meta.url);',
+  "const __hookswitchDirname = __hookswitchFileURLToPath(new URL('.', import.meta.url));",
 ].join('\n');
 
 if (!values.outfile) await rm(join(root, 'dist'), { recursive: true, force: true });
@@ -28,7 +43,7 @@ let result;
 try {
   result = await build({
     absWorkingDir: root,
-    entryPoints: ['src/cli/main.ts'],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     format: 'esm',
@@ -38,6 +53,7 @@ try {
     sourcemap: false,
     legalComments: 'inline',
     banner: { js: banner },
+    define: { __dirname: '__hookswitchDirname' },
     metafile: true,
     logLevel: 'warning',
   });
@@ -50,3 +66,11 @@ try {
 await chmod(outfile, 0o755);
 const bytes = result.metafile.outputs[Object.keys(result.metafile.outputs)[0]].bytes;
 console.log(`built ${relative(process.cwd(), outfile)} (${(bytes / 1024).toFixed(1)} KiB)`);
+
+for (const input of Object.keys(result.metafile.inputs)) {
+  const wasm = WASM[input];
+  if (!wasm) continue;
+  const copy = join(dirname(outfile), wasm);
+  await copyFile(join(root, dirname(input), wasm), copy);
+  console.log(`copied ${relative(process.cwd(), copy)}`);
+}

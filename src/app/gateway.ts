@@ -10,6 +10,13 @@ import { BindingStore } from '../registrar/binding-store.ts';
 import { Qualifier, optionsPinger } from '../registrar/qualifier.ts';
 import { Registrar } from '../registrar/registrar.ts';
 import { defaultExtensions } from './default-extensions.ts';
+import { createDeviceEndpoint } from './device-wiring.ts';
+import { ControlServer } from '../control/control-server.ts';
+import type { ControlReply } from '../control/control-protocol.ts';
+import type { DeviceEndpoint } from '../device/device-endpoint.ts';
+import { builtinCodecs } from '../media/codec/builtin.ts';
+import { CodecRegistry } from '../media/codec/registry.ts';
+import { loadSpeexResampler } from '../media/resample/speex-resampler.ts';
 import { LocalAddresses } from './local-address.ts';
 import { ResolvedTrunk, localAddressFor, resolveTrunk } from './trunks.ts';
 import type { Clock, TimerHandle } from '../runtime/clock.ts';
@@ -51,6 +58,8 @@ export class Gateway {
   private networkTimer?: TimerHandle;
   /** The public address learned with STUN (`media.stunServer`), when configured and answered. */
   private stunAddress?: string;
+  private device?: DeviceEndpoint;
+  private control?: ControlServer;
 
   constructor(
     private readonly config: Config,
@@ -155,6 +164,15 @@ export class Gateway {
       clock: deps.clock,
       logger: deps.logger.child('media'),
     });
+    const resamplers = await loadSpeexResampler();
+    this.device = createDeviceEndpoint({
+      config,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger,
+      resamplers,
+      dial: (number, follow) => this.calls!.dialFromDevice(number, follow),
+    });
     let qualifier: Qualifier | undefined;
     const core = new UasCore({
       logger: deps.logger.child('uas'),
@@ -193,7 +211,13 @@ export class Gateway {
       deviceExtension: config.device.extension,
       trunks: this.trunks,
       extensions,
-      media: relayedMediaFactory(this.relays, { random: deps.random }),
+      media: relayedMediaFactory(this.relays, {
+        random: deps.random,
+        codecs: new CodecRegistry(builtinCodecs().ordered(config.media.codecs)),
+        resamplers,
+        logger: deps.logger.child('media'),
+      }),
+      device: this.device,
       noAnswerSeconds: config.calls.noAnswerSeconds,
       rtpTimeoutSeconds: config.media.rtpTimeoutSeconds,
       sessionExpires: config.calls.sessionExpires,
@@ -219,6 +243,8 @@ export class Gateway {
       qualifier.start();
       this.qualifier = qualifier;
     }
+    this.control = new ControlServer(join(config.stateDir, 'control.sock'), this.controlCommands(), deps.logger.child('control'));
+    await this.control.start();
     this.log.info('started', {
       domain: config.sip.domain,
       stateDir: config.stateDir,
@@ -313,6 +339,26 @@ export class Gateway {
     }
   }
 
+  /** What the CLI can ask of the running gateway (control socket). */
+  private controlCommands() {
+    const device = (): DeviceEndpoint => this.device!;
+    return {
+      call: (number: string): Promise<ControlReply> => device().dial(number),
+      answer: (): ControlReply => device().answer(),
+      hangup: (): ControlReply => device().hangup(),
+      dtmf: (digits: string): ControlReply => device().sendDigits(digits),
+      status: (): ControlReply => {
+        const d = device().status();
+        if (!d.ok) return d;
+        return {
+          ...d,
+          calls: this.callStatus().map((c) => `${c.from}->${c.to}:${c.state}`).join(' '),
+          registrations: this.registrationStatus().map((r) => `${r.trunk}:${r.state}`).join(' '),
+        };
+      },
+    };
+  }
+
   /** Each trunk registration's state, for `status`. */
   registrationStatus(): RegistrationStatus[] {
     return this.registrations.map((r) => r.status());
@@ -338,6 +384,8 @@ export class Gateway {
     this.stopping = true;
     this.networkTimer?.cancel();
     this.calls?.close();
+    await this.device?.close();
+    await this.control?.stop();
     this.qualifier?.stop();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {

@@ -20,6 +20,11 @@ export class DeviceCall {
     return this.call.id;
   }
 
+  /** The call's media (the device endpoint created it). */
+  get media(): Call['media'] {
+    return this.call.media;
+  }
+
   /** Whether the device is the called party. */
   get incoming(): boolean {
     return this.remoteSlot === 'a';

@@ -8,6 +8,8 @@ import { loadConfigFile } from '../config/load-config.ts';
 import { SystemClock } from '../runtime/clock.ts';
 import { LineLogger } from '../runtime/logger.ts';
 import { SystemRandom } from '../runtime/random.ts';
+import { controlRequest } from '../control/control-server.ts';
+import { audioTest } from './audio-test-command.ts';
 
 const USAGE = `hookswitch ${pkg.version}: a SIP gateway for single-board computers
 
@@ -15,6 +17,14 @@ Usage:
   hookswitch run [--config FILE] [--bind ADDR] [--sip-port N] [--state-dir DIR]
       Start the gateway in the foreground (UDP and TCP, default 0.0.0.0:5060).
       SIGINT or SIGTERM stops it (exit 0). Configuration and bind errors exit 2.
+  hookswitch call NUMBER  The device calls NUMBER (through the dial plan).
+  hookswitch answer       The device answers the ringing call.
+  hookswitch hangup       The device hangs up.
+  hookswitch dtmf DIGITS  The device sends DTMF (0-9 * # A-D) in the connected call.
+  hookswitch status       The device's state, its call and the last digits received.
+  hookswitch audio-test [--config FILE]
+      Plays a 1 kHz tone on the playback device while recording the capture device;
+      prints level, clipping and (with a loopback cable) the round-trip latency.
   hookswitch version      Print the version.
   hookswitch --help       Print this help.
 
@@ -23,6 +33,10 @@ Options of run:
   --bind ADDR       Address to listen on (IPv4 or IPv6; overrides sip.bind)
   --sip-port N      SIP port for UDP and TCP (overrides sip.port)
   --state-dir DIR   Directory for registrations and generated secrets (overrides stateDir)
+
+Options of call, answer, hangup, dtmf and status:
+  --socket PATH     The daemon's control socket (default: STATE_DIR/control.sock)
+  --state-dir DIR   The daemon's state directory (where its control socket is)
 `;
 
 /** Exit codes: 0 success, 1 unexpected failure, 2 bad usage, configuration or bind error. */
@@ -105,6 +119,39 @@ async function run(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** Sends one command to the running daemon over its control socket and prints the reply. */
+async function control(command: string, argv: string[]): Promise<void> {
+  let parsed: { values: { socket?: string; 'state-dir'?: string }; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { socket: { type: 'string' }, 'state-dir': { type: 'string' } },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    fail(`${(e as Error).message} (see hookswitch --help)`);
+  }
+  const { values, positionals } = parsed;
+  const wants = command === 'call' || command === 'dtmf' ? 1 : 0;
+  if (positionals.length !== wants) fail(`${command} takes ${wants === 1 ? (command === 'call' ? 'a NUMBER' : 'DIGITS') : 'no arguments'} (see hookswitch --help)`);
+  const request = command === 'call' ? { cmd: command, number: positionals[0] } : command === 'dtmf' ? { cmd: command, digits: positionals[0] } : { cmd: command };
+  const socket = values.socket ?? join(values['state-dir'] ?? defaultStateDir(), 'control.sock');
+  let reply: { ok?: boolean; error?: string; [k: string]: unknown };
+  try {
+    reply = (await controlRequest(socket, request)) as typeof reply;
+  } catch (e) {
+    process.stderr.write(`hookswitch: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  if (!reply.ok) {
+    process.stderr.write(`hookswitch: ${reply.error ?? 'failed'}\n`);
+    process.exit(1);
+  }
+  const { ok: _ok, ...fields } = reply;
+  for (const [k, v] of Object.entries(fields)) process.stdout.write(`${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -120,6 +167,16 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'run':
       await run(rest);
+      return;
+    case 'call':
+    case 'answer':
+    case 'hangup':
+    case 'dtmf':
+    case 'status':
+      await control(command, rest);
+      return;
+    case 'audio-test':
+      await audioTest(rest);
       return;
     default:
       fail(`unknown command "${command}" (see hookswitch --help)`);

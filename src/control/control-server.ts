@@ -2,7 +2,8 @@
  * The daemon's end of the control socket (edge adapter): a unix socket, mode 0600, that takes
  * one JSON request per line and answers each with one JSON line (control-protocol.ts).
  */
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../runtime/logger.ts';
 import { handleControlLine, MAX_REQUEST_LINE, type ControlCommands } from './control-protocol.ts';
@@ -32,6 +33,7 @@ export class ControlServer {
   /** Listens; a stale socket file from a killed daemon is replaced, a live one is an error. */
   async start(): Promise<void> {
     if (await inUse(this.path)) throw new Error(`control socket ${this.path} is in use (is another hookswitch running?)`);
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     await unlink(this.path).catch(() => undefined);
     const server = createServer((socket) => this.serve(socket));
     await new Promise<void>((resolve, reject) => {

@@ -1,11 +1,18 @@
 /**
  * The media half of a B2BUA call: two offer/answer exchanges (RFC 3264), one per leg, glued to one
- * RTP relay without transcoding. Leg 'a' is the caller, leg 'b' the callee; either may offer
+ * RTP relay; when the legs end up with different codecs (the gateway offers the codecs it can
+ * transcode to after the caller's own, see `transcode-plan.ts`) the relay transcodes. Leg 'a' is the caller, leg 'b' the callee; either may offer
  * (initial INVITE, re-INVITE, UPDATE). The gateway is the SDP author on both legs: its c= and
  * m= port are its own address and relay port facing that leg, and each leg has its own o= line.
  */
 import type { LegName, MediaRelay, RelayPeer, RtpRelayFactory } from './rtp-relay.ts';
+import type { Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
+import type { AudioCodec } from './codec/codec.ts';
+import type { ResamplerFactory } from './resample/types.ts';
+import { chooseMedia, codecFor, directionPlan, DYNAMIC_PAYLOAD_TYPES, formatsToOffer } from './transcode-plan.ts';
+import type { CodecCatalog, TranscodingSupport } from './transcode-plan.ts';
+import { RtpTranscoder } from './transcoder.ts';
 import {
   buildSdp,
   codecKey,
@@ -91,38 +98,64 @@ type Pending =
 
 /** A description without its o= line: what RFC 3264 §8 compares to decide on a new version. */
 const withoutOrigin = (sdp: string): string => sdp.replace(/^o=.*\r\n/m, '');
-/** The dynamic payload type range (RFC 3551 §6). */
-const DYNAMIC: readonly number[] = Array.from({ length: 32 }, (_, i) => 96 + i);
+const DYNAMIC = DYNAMIC_PAYLOAD_TYPES;
+/** The packetisation the gateway sends when it transcodes. */
+const TRANSCODE_PTIME = 20;
+
+/** The codecs of each leg while the relay transcodes, by SDP identity, and the shared event format. */
+interface Transcoding {
+  keys: Record<LegName, string>;
+  codecs: Record<LegName, AudioCodec>;
+  event: string | undefined;
+}
 const other = (leg: LegName): LegName => (leg === 'a' ? 'b' : 'a');
 const fail = (status: 400 | 488, reason: string): SdpResult => ({ ok: false, status, reason });
+
+/** `c` with `fmtp` instead of its own (none when undefined). */
+function withFmtp(c: Codec, fmtp: string | undefined): Codec {
+  const { fmtp: _own, ...rest } = c;
+  return fmtp === undefined ? rest : { ...rest, fmtp };
+}
 
 function failure(err: unknown): SdpResult {
   if (err instanceof SdpError) return fail(err.status, err.message);
   throw err;
 }
 
-/** The offer's supported audio codecs followed by its supported telephone-event formats. */
-function relayable(offer: ParsedSdp): { codecs: Codec[]; events: Codec[] } {
+/** The offer's supported audio codecs (relayed, or known to `support`) and telephone-event formats. */
+function relayable(offer: ParsedSdp, support?: TranscodingSupport): { codecs: Codec[]; events: Codec[] } {
   return {
-    codecs: offer.audio.codecs.filter(isSupportedCodec),
+    codecs: offer.audio.codecs.filter((c) => isSupportedCodec(c) || (support !== undefined && codecFor(support, c) !== undefined)),
     events: offer.audio.telephoneEvents.filter(isSupportedTelephoneEvent),
   };
 }
 
-/** A {@link MediaSession} over one {@link MediaRelay}, relaying without transcoding. */
+/** Options of a {@link RelayedMediaSession} beyond its relay and random source. */
+export interface MediaSessionOptions {
+  /** With it the gateway offers codecs it can transcode to and transcodes when the legs differ. */
+  support?: TranscodingSupport;
+  logger?: Logger;
+}
+
+/** A {@link MediaSession} over one {@link MediaRelay}: relaying, or transcoding when the legs share no codec. */
 export class RelayedMediaSession implements MediaSession {
   private readonly legs: Record<LegName, LegState> = { a: this.newLeg(), b: this.newLeg() };
   private pending: Pending | undefined;
   /** The last answered offer and the leg that answered it. */
   private answered: { pending: Pending; by: LegName } | undefined;
-  /** Identities of the formats both legs agreed on, in preference order. */
+  /** Identities of the formats both legs agreed on, in preference order (relaying). */
   private negotiated: string[] | undefined;
+  /** The codec of each leg (transcoding). */
+  private transcoding: Transcoding | undefined;
+  /** What the current transcoder of each direction was built from (kept while unchanged). */
+  private readonly transcoderPlans: Record<LegName, string | undefined> = { a: undefined, b: undefined };
   private closed = false;
 
   constructor(
     private readonly relay: MediaRelay,
     private readonly random: Random,
     private readonly username = 'hookswitch',
+    private readonly options: MediaSessionOptions = {},
   ) {}
 
   setLocalAddress(leg: LegName, address: string): void {
@@ -136,12 +169,12 @@ export class RelayedMediaSession implements MediaSession {
     } catch (err) {
       return failure(err);
     }
-    const { codecs, events } = relayable(offer);
-    // No transcoding: an offer without a codec the relay can pass through cannot be met.
+    const { codecs, events } = relayable(offer, this.options.support);
+    // An offer without a codec the gateway can relay or decode cannot be met.
     if (codecs.length === 0) return fail(488, 'no supported audio codec in the offer');
     this.setRemote(from, offer);
     const to = other(from);
-    const sent = this.numberFor(to, [...codecs, ...events]);
+    const sent = this.numberFor(to, this.toOffer(codecs, events, offer));
     const body = this.render(to, undefined, sent, offer.audio.direction, offer.audio.ptime);
     this.pending = { kind: 'relay', from, offer, sent };
     this.answered = undefined;
@@ -160,18 +193,47 @@ export class RelayedMediaSession implements MediaSession {
       return failure(err);
     }
     // RFC 3264 §6.1: the answer lists a subset of the offered formats, possibly renumbered.
-    const answered = intersection(pending.sent, [...answer.audio.codecs, ...answer.audio.telephoneEvents]);
-    if (!answered.some((c) => !isTelephoneEvent(c))) return fail(488, 'the answer holds no offered codec');
+    const all = intersection(pending.sent, [...answer.audio.codecs, ...answer.audio.telephoneEvents]);
+    const offerer = pending.from;
+    const offererFormats = pending.kind === 'relay' ? [...pending.offer.audio.codecs, ...pending.offer.audio.telephoneEvents] : this.legs[offerer].peer;
+    const choice = chooseMedia(offererFormats, all, this.options.support);
+    if (choice.kind === 'none') return fail(488, choice.reason);
     this.pending = undefined;
     this.answered = { pending, by: from };
     this.setRemote(from, answer);
     const answerer = this.legs[from];
-    answerer.peer = answered;
     answerer.peerDirection = answer.audio.direction;
     answerer.peerPtime = answer.audio.ptime;
+    if (choice.kind === 'transcode') {
+      const { support } = this.options;
+      const codecOf = (c: Codec): AudioCodec => codecFor(support!, c)!;
+      // Its events stay known even when not relayed, so that they are dropped knowingly.
+      answerer.peer = [choice.answerer, ...all.filter(isTelephoneEvent)];
+      const keys = { [offerer]: codecKey(choice.offerer), [from]: codecKey(choice.answerer) } as Record<LegName, string>;
+      const codecs = { [offerer]: codecOf(choice.offerer), [from]: codecOf(choice.answerer) } as Record<LegName, AudioCodec>;
+      this.transcoding = { keys, codecs, event: choice.events === undefined ? undefined : codecKey(choice.events.answerer) };
+      this.negotiated = undefined;
+      if (pending.kind === 'reoffer') {
+        this.updatePayloadMaps();
+        return { ok: true, sdp: this.legs[offerer].lastSdp ?? '' };
+      }
+      // The offerer's leg is answered with the codec the gateway transcodes to and from there.
+      const back: Codec[] = [withFmtp(choice.offerer, codecs[offerer].info.fmtp)];
+      if (choice.events !== undefined) back.push(withFmtp(choice.events.offerer, choice.events.answerer.fmtp));
+      const state = this.legs[offerer];
+      state.peer = back;
+      state.peerDirection = pending.offer.audio.direction;
+      state.peerPtime = pending.offer.audio.ptime;
+      this.adoptNumbers(offerer, back);
+      const body = this.render(offerer, pending.offer, back, answer.audio.direction, TRANSCODE_PTIME);
+      this.updatePayloadMaps();
+      return { ok: true, sdp: body };
+    }
+    const answered = choice.codecs;
+    answerer.peer = answered;
     this.negotiated = answered.map(codecKey);
+    this.transcoding = undefined;
 
-    const offerer = pending.from;
     if (pending.kind === 'reoffer') {
       this.updatePayloadMaps();
       return { ok: true, sdp: this.legs[offerer].lastSdp ?? '' };
@@ -198,7 +260,7 @@ export class RelayedMediaSession implements MediaSession {
     } catch (err) {
       return failure(err);
     }
-    const { codecs, events } = relayable(offer);
+    const { codecs, events } = relayable(offer, this.options.support);
     const codec = codecs[0];
     if (codec === undefined) return fail(488, 'no supported audio codec in the offer');
     // RFC 4733 §2.1: events use the clock rate of the audio codec they accompany.
@@ -208,6 +270,7 @@ export class RelayedMediaSession implements MediaSession {
     this.answered = undefined;
     this.setRemote(from, offer);
     this.relay.setPayloadMap(from, new Map());
+    this.stopTranscoding();
     this.relay.setEcho(true);
     const state = this.legs[from];
     state.peer = chosen;
@@ -222,15 +285,19 @@ export class RelayedMediaSession implements MediaSession {
     const from = other(to);
     const pending = this.pending;
     if (pending?.kind === 'relay' && pending.from === from) {
-      const { codecs, events } = relayable(pending.offer);
-      const sent = this.numberFor(to, [...codecs, ...events]);
+      const { codecs, events } = relayable(pending.offer, this.options.support);
+      const sent = this.numberFor(to, this.toOffer(codecs, events, pending.offer));
       pending.sent = sent;
       return this.render(to, undefined, sent, pending.offer.audio.direction, pending.offer.audio.ptime);
     }
     const negotiated = this.negotiated;
-    if (negotiated === undefined) throw new Error(`reoffer(${to}) before any media was offered`);
+    if (negotiated === undefined && this.transcoding === undefined) throw new Error(`reoffer(${to}) before any media was offered`);
     const source = this.legs[from];
-    const current = source.peer.filter((c) => negotiated.includes(codecKey(c)));
+    let current = negotiated === undefined ? source.peer : source.peer.filter((c) => negotiated.includes(codecKey(c)));
+    if (this.options.support !== undefined) {
+      const events = current.filter(isTelephoneEvent);
+      current = [...formatsToOffer(current.filter((c) => !isTelephoneEvent(c)), events.map((c) => c.pt), this.options.support), ...events];
+    }
     const sent = this.numberFor(to, current);
     // The gateway presents the other leg's media: its direction and packetisation.
     const body = this.render(to, undefined, sent, source.peerDirection, source.peerPtime);
@@ -247,6 +314,12 @@ export class RelayedMediaSession implements MediaSession {
     if (this.closed) return;
     this.closed = true;
     this.relay.close();
+  }
+
+  /** The formats offered on: the offer's relayable ones, then what the gateway transcodes to. */
+  private toOffer(codecs: Codec[], events: Codec[], offer: ParsedSdp): Codec[] {
+    const taken = [...offer.audio.codecs, ...offer.audio.telephoneEvents].map((c) => c.pt);
+    return [...formatsToOffer(codecs, taken, this.options.support), ...events];
   }
 
   private newLeg(): LegState {
@@ -345,6 +418,11 @@ export class RelayedMediaSession implements MediaSession {
    * the latter); both are mapped, X's own winning a clash.
    */
   private updatePayloadMaps(): void {
+    if (this.transcoding !== undefined) {
+      this.startTranscoding(this.transcoding);
+      return;
+    }
+    this.stopTranscoding();
     const negotiated = this.negotiated ?? [];
     for (const x of ['a', 'b'] as const) {
       const y = other(x);
@@ -363,22 +441,70 @@ export class RelayedMediaSession implements MediaSession {
       this.relay.setPayloadMap(x, map);
     }
   }
+
+  /** One transcoder per direction; an unchanged plan (hold, session refresh) keeps the running ones. */
+  private startTranscoding(plan: Transcoding): void {
+    for (const x of ['a', 'b'] as const) {
+      const y = other(x);
+      const { input, output, events, signature } = directionPlan(this.legs[x], this.legs[y], plan.keys[x], plan.keys[y], plan.event);
+      if (this.transcoderPlans[x] === signature) continue;
+      this.transcoderPlans[x] = signature;
+      this.relay.setPayloadMap(x, new Map());
+      const { resamplers } = this.options.support ?? {};
+      this.relay.setTranscoder(
+        x,
+        new RtpTranscoder({
+          input: { codec: plan.codecs[x], payloadTypes: input },
+          output: { codec: plan.codecs[y], payloadType: output },
+          events,
+          ptimeMs: TRANSCODE_PTIME,
+          random: this.random,
+          ...(resamplers === undefined ? {} : { resamplers }),
+          ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
+        }),
+      );
+    }
+  }
+
+  private stopTranscoding(): void {
+    this.transcoding = undefined;
+    for (const x of ['a', 'b'] as const) {
+      if (this.transcoderPlans[x] === undefined) continue;
+      this.transcoderPlans[x] = undefined;
+      this.relay.setTranscoder(x, undefined);
+    }
+  }
+}
+
+/** Options of {@link relayedMediaFactory}. */
+export interface RelayedMediaFactoryOptions {
+  random: Random;
+  /** The o= user name (default "hookswitch"; white space becomes "-"). */
+  username?: string;
+  /**
+   * The codecs the gateway can decode and encode (a `CodecRegistry`, preference order). Without
+   * it nothing is transcoded: an offer needs a codec the relay passes through, as before.
+   */
+  codecs?: CodecCatalog;
+  /** Resamplers for transcoding between sample rates (else only equal-rate codecs are paired). */
+  resamplers?: ResamplerFactory;
+  /** Gets the transcoders' warnings (telephone-event that cannot be relayed). */
+  logger?: Logger;
 }
 
 /**
  * Media sessions over RTP relays from `relays`: `create()` opens a relay (rejecting when the port
- * range is exhausted) and wraps it; the session's `close()` closes the relay. `username` is the
- * o= user name (default "hookswitch").
+ * range is exhausted) and wraps it; the session's `close()` closes the relay.
  */
-export function relayedMediaFactory(
-  relays: Pick<RtpRelayFactory, 'open'>,
-  opts: { random: Random; username?: string },
-): MediaSessionFactory {
+export function relayedMediaFactory(relays: Pick<RtpRelayFactory, 'open'>, opts: RelayedMediaFactoryOptions): MediaSessionFactory {
   const username = (opts.username ?? 'hookswitch').replace(/[\s]/g, '-') || '-';
+  const options: MediaSessionOptions = {};
+  if (opts.codecs !== undefined) options.support = opts.resamplers === undefined ? { codecs: opts.codecs } : { codecs: opts.codecs, resamplers: opts.resamplers };
+  if (opts.logger !== undefined) options.logger = opts.logger;
   return {
     async create(): Promise<MediaSession> {
       const relay = await relays.open();
-      return new RelayedMediaSession(relay, opts.random, username);
+      return new RelayedMediaSession(relay, opts.random, username, options);
     },
   };
 }

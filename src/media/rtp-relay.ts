@@ -1,11 +1,13 @@
 /**
  * The RTP/RTCP relay of the B2BUA (an I/O adapter): per call two legs, each with an even RTP port
  * and the next odd RTCP port (RFC 3550 §11), packets forwarded between the legs without
- * re-encoding. Symmetric RTP: each leg latches to the first source that sends to it (a phone
+ * re-encoding (or, when the legs share no codec, through a {@link PacketTranscoder} per
+ * direction). Symmetric RTP: each leg latches to the first source that sends to it (a phone
  * behind NAT sends from a port other than the one in its SDP), then ignores every other source.
  *
- * The hot path allocates nothing beyond what `node:dgram` does: the received buffer is rewritten
- * in place (payload type, and SSRC/sequence/timestamp only after a source change) and sent on.
+ * The relaying hot path allocates nothing beyond what `node:dgram` does: the received buffer is
+ * rewritten in place (payload type, and SSRC/sequence/timestamp only after a source change) and
+ * sent on.
  */
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
@@ -13,6 +15,7 @@ import type { Clock } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { PortAllocator } from './port-allocator.ts';
 import { RTP_FIXED_HEADER_LENGTH, SsrcContinuity } from './rtp-packet.ts';
+import type { PacketTranscoder } from './transcoder.ts';
 
 export type LegName = 'a' | 'b';
 
@@ -26,7 +29,10 @@ export interface RelayPeer {
 /**
  * Packet counters of one leg, RTP and RTCP together: `received` counts every datagram that
  * arrived on the leg's sockets, and each one is then either `forwarded` or `dropped` (too short,
- * not version 2, from a source other than the latched one, or with nowhere to go).
+ * not version 2, from a source other than the latched one, or with nowhere to go). While the leg
+ * is transcoded an RTP packet handed to the transcoder counts as forwarded (it may come out as
+ * zero, one or more packets), and its RTCP is dropped: it describes a stream the other leg never
+ * sees.
  */
 export interface RelayStats {
   forwarded: number;
@@ -47,6 +53,11 @@ export interface MediaRelay {
   setRemote(leg: LegName, peer: RelayPeer): void;
   /** Payload-type rewriting for packets that arrive on `from`, applied before sending to the other leg. Unmapped PTs pass unchanged. */
   setPayloadMap(from: LegName, map: ReadonlyMap<number, number>): void;
+  /**
+   * Transcoding of RTP arriving on `from` (undefined: plain relaying with the payload map). The
+   * relay owns the transcoder: it closes the previous one and, on close, the current one.
+   */
+  setTranscoder(from: LegName, transcoder: PacketTranscoder | undefined): void;
   /** Echo mode: each leg's RTP/RTCP goes back to that leg's (latched) source instead of the other leg. */
   setEcho(on: boolean): void;
   /**
@@ -74,7 +85,7 @@ const RTCP_MIN_LENGTH = 8;
 /** Every this many forwarded packets per leg (a power of two), one send reports its outcome. */
 const SEND_CHECK_EVERY = 128;
 
-type DropReason = 'malformed' | 'source' | 'destination';
+type DropReason = 'malformed' | 'source' | 'destination' | 'transcoded';
 
 /** Whether an IPv4 or IPv6 socket can reach `address`, in the form that socket sends to. */
 function sendableAddress(v6Socket: boolean, address: string): string | undefined {
@@ -105,13 +116,16 @@ class Leg {
   rtcpPort = 0;
   /** Payload-type table for packets arriving on this leg, or undefined when nothing is mapped. */
   ptTable: Uint8Array | undefined = undefined;
+  /** Transcoder for RTP arriving on this leg, when the legs share no codec. */
+  transcoder: PacketTranscoder | undefined = undefined;
+  transcodeErrors = 0;
   /** Continuity of the RTP stream sent to this leg. */
   readonly toThisLeg = new SsrcContinuity();
   lastPacket: number;
   received = 0;
   forwarded = 0;
   dropped = 0;
-  readonly drops: Record<DropReason, number> = { malformed: 0, source: 0, destination: 0 };
+  readonly drops: Record<DropReason, number> = { malformed: 0, source: 0, destination: 0, transcoded: 0 };
 
   constructor(
     readonly name: LegName,
@@ -209,6 +223,13 @@ class RtpRelay implements MediaRelay {
     this.leg(from).ptTable = table;
   }
 
+  setTranscoder(from: LegName, transcoder: PacketTranscoder | undefined): void {
+    const leg = this.leg(from);
+    if (leg.transcoder === transcoder) return;
+    leg.transcoder?.close();
+    leg.transcoder = transcoder;
+  }
+
   setEcho(on: boolean): void {
     this.echo = on;
   }
@@ -226,6 +247,7 @@ class RtpRelay implements MediaRelay {
     if (this.closed) return;
     this.closed = true;
     for (const leg of [this.a, this.b]) {
+      leg.transcoder?.close();
       for (const socket of [leg.rtp, leg.rtcp]) {
         try {
           socket.close();
@@ -245,6 +267,8 @@ class RtpRelay implements MediaRelay {
       bDropped: this.b.dropped,
       bDroppedSource: this.b.drops.source,
       socketErrors: this.socketErrors,
+      ...transcoderFields('a', this.a.transcoder),
+      ...transcoderFields('b', this.b.transcoder),
     });
     this.onClose(this);
   }
@@ -289,6 +313,10 @@ class RtpRelay implements MediaRelay {
       return;
     }
     leg.lastPacket = this.clock.now();
+    if (!this.echo && leg.transcoder !== undefined) {
+      this.transcode(leg, leg.transcoder, msg);
+      return;
+    }
     let out = leg;
     if (!this.echo) {
       out = leg.other;
@@ -318,12 +346,44 @@ class RtpRelay implements MediaRelay {
       return;
     }
     leg.lastPacket = this.clock.now();
+    if (!this.echo && leg.transcoder !== undefined) {
+      this.drop(leg, 'transcoded');
+      return;
+    }
     const out = this.echo ? leg : leg.other;
     if (out.rtcpPort === 0) {
       this.drop(leg, 'destination');
       return;
     }
     this.send(out.rtcp, msg, out.rtcpPort, out.rtcpAddress, leg);
+  }
+
+  /** Sends what the transcoder makes of `msg`; a codec that throws costs the packet, not the call. */
+  private transcode(leg: Leg, transcoder: PacketTranscoder, msg: Buffer): void {
+    const out = leg.other;
+    if (out.rtpPort === 0) {
+      this.drop(leg, 'destination');
+      return;
+    }
+    let packets: Uint8Array[];
+    try {
+      packets = transcoder.push(msg);
+    } catch (err) {
+      this.drop(leg, 'malformed');
+      if (leg.transcodeErrors++ === 0) {
+        this.logger.warn('transcoder failed on a packet (further failures are only counted)', { relay: this.id, leg: leg.name, error: (err as Error).message });
+      }
+      return;
+    }
+    leg.forwarded++;
+    for (const p of packets) {
+      out.toThisLeg.apply(p);
+      try {
+        out.rtp.send(p, out.rtpPort, out.rtpAddress, this.afterSend);
+      } catch (err) {
+        this.socketError(err as Error);
+      }
+    }
   }
 
   private send(socket: dgram.Socket, msg: Buffer, port: number, address: string, from: Leg): void {
@@ -339,6 +399,12 @@ class RtpRelay implements MediaRelay {
       this.socketError(err as Error);
     }
   }
+}
+
+function transcoderFields(leg: LegName, t: PacketTranscoder | undefined): Record<string, number> {
+  if (t === undefined) return {};
+  const s = t.stats;
+  return { [`${leg}Decoded`]: s.decoded, [`${leg}Concealed`]: s.concealed, [`${leg}Encoded`]: s.sent, [`${leg}TranscodeDropped`]: s.dropped };
 }
 
 function isPt(v: number): boolean {

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { findExecutable, freePort } from './gateway-process.ts';
 import { readWav, writeToneWav } from './wav.ts';
 
-export type BaresipCodec = 'PCMU/8000/1' | 'PCMA/8000/1' | 'G722/16000/1' | 'opus/48000/2';
+export type BaresipCodec = 'PCMU/8000/1' | 'PCMA/8000/1' | 'G722/16000/1' | 'opus/48000/2' | `L16/${8000 | 16000 | 48000}/${1 | 2}`;
 
 export interface BaresipAccount {
   user: string;
@@ -167,6 +167,7 @@ function configText(o: {
     'module g711.so',
     'module g722.so',
     'module opus.so',
+    'module l16.so',
     'module aufile.so',
     ...(o.recordDir ? ['module sndfile.so', `snd_path ${o.recordDir}`] : []),
     'module account.so',

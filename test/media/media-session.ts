@@ -3,8 +3,15 @@ import { relayedMediaFactory } from '../../src/media/media-session.ts';
 import type { MediaSession, SdpResult } from '../../src/media/media-session.ts';
 import type { LegName, MediaRelay, RelayPeer, RelayStats } from '../../src/media/rtp-relay.ts';
 import { parseSdp } from '../../src/media/sdp.ts';
+import type { PacketTranscoder } from '../../src/media/transcoder.ts';
 import type { ParsedSdp } from '../../src/media/sdp.ts';
 import { SeededRandom } from '../../src/runtime/random.ts';
+import { MemoryLogger } from '../../src/runtime/logger.ts';
+import type { AudioCodec } from '../../src/media/codec/codec.ts';
+import { pcma, pcmu } from '../../src/media/codec/g711.ts';
+import { g722 } from '../../src/media/codec/g722.ts';
+import { encodeRtpHeader } from '../../src/media/rtp-packet.ts';
+import { catalog, LinearResamplerFactory, sine } from '../helpers/fake-codecs.ts';
 
 /** A relay that records what the media session asks of it. */
 class FakeRelay implements MediaRelay {
@@ -23,6 +30,11 @@ class FakeRelay implements MediaRelay {
   }
   setPayloadMap(from: LegName, map: ReadonlyMap<number, number>): void {
     this.maps[from] = [...map].sort((x, y) => x[0] - y[0]);
+  }
+  readonly transcoders: Partial<Record<LegName, PacketTranscoder | undefined>> = {};
+  setTranscoder(from: LegName, transcoder: PacketTranscoder | undefined): void {
+    this.transcoders[from]?.close();
+    this.transcoders[from] = transcoder;
   }
   setEcho(on: boolean): void {
     this.echo = on;
@@ -282,4 +294,125 @@ t.test('the factory opens one relay per session and closes it once', async (t) =
   t.equal(relay.closes, 1, 'closed once');
   const exhausted = relayedMediaFactory({ open: async () => Promise.reject(new Error('no free RTP ports')) }, { random: new SeededRandom(1) });
   await t.rejects(exhausted.create(), /no free RTP ports/, 'create rejects when the port range is exhausted');
+});
+
+/** A session whose gateway transcodes between PCMA, PCMU and G.722 (real codecs, a test resampler). */
+async function transcodingSession(): Promise<{ media: MediaSession; relay: FakeRelay; logger: MemoryLogger }> {
+  const relay = new FakeRelay();
+  const logger = new MemoryLogger();
+  const factory = relayedMediaFactory({ open: async () => relay }, { random: new SeededRandom(7), codecs: catalog(pcma, pcmu, g722), resamplers: new LinearResamplerFactory(), logger });
+  const media = await factory.create();
+  media.setLocalAddress('a', '192.168.1.2');
+  media.setLocalAddress('b', '198.51.100.1');
+  return { media, relay, logger };
+}
+
+const G722_PHONE = peer('192.168.1.40', 5000, '9 101', ['a=rtpmap:9 G722/8000', 'a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-15', 'a=ptime:20']);
+const PCMA_TRUNK = peer('203.0.113.9', 30000, '8 100', ['a=rtpmap:8 PCMA/8000', 'a=rtpmap:100 telephone-event/8000', 'a=fmtp:100 0-16']);
+
+/** An RTP packet with `payload` (default: 20 ms of a 1 kHz tone in `codec`). */
+function rtpFor(codec: AudioCodec, pt: number, seq: number, payload?: Uint8Array): Uint8Array {
+  const body = payload ?? codec.createEncoder(20).encode(sine(1000, codec.info.sampleRate, 0.02));
+  const header = encodeRtpHeader({ payloadType: pt, sequence: seq, timestamp: seq * 160, ssrc: 0x1234, marker: false });
+  return Uint8Array.from([...header, ...body]);
+}
+
+function through(relay: FakeRelay, from: LegName, packets: Uint8Array[]): { pt: number; bytes: number }[] {
+  const transcoder = relay.transcoders[from];
+  if (transcoder === undefined) throw new Error(`no transcoder on leg ${from}`);
+  return packets.flatMap((p) => transcoder.push(p)).map((p) => ({ pt: p[1]! & 0x7f, bytes: p.length - 12 }));
+}
+
+t.test('with a codec registry the offer adds the codecs the gateway transcodes to, after the caller\'s own', async (t) => {
+  const cases: [string, string, string[]][] = [
+    ['G.722 phone', G722_PHONE, ['9 G722/8000', '8 PCMA/8000', '0 PCMU/8000', '101 telephone-event/8000']],
+    ['baresip (all relayable: pass-through first, nothing to add)', BARESIP, ['0 PCMU/8000', '8 PCMA/8000', '9 G722/8000', '96 opus/48000/2', '101 telephone-event/8000']],
+    ['opus only: the gateway cannot decode it, nothing added', peer('10.0.0.5', 4000, '107', ['a=rtpmap:107 opus/48000/2']), ['107 opus/48000/2']],
+  ];
+  for (const [name, offer, expected] of cases) {
+    const { media } = await transcodingSession();
+    t.same(formats(parseSdp(body(media.offer('a', offer)))), expected, name);
+  }
+  const { media } = await transcodingSession();
+  t.match(media.offer('a', peer('10.0.0.5', 4000, '18 97', ['a=rtpmap:97 speex/16000'])), { ok: false, status: 488 }, 'nothing the gateway supports: 488');
+});
+
+t.test('an answer with a codec the caller lacks makes the relay transcode both ways', async (t) => {
+  const { media, relay } = await transcodingSession();
+  body(media.offer('a', G722_PHONE));
+  const first = body(media.answer('b', PCMA_TRUNK));
+  const toA = parseSdp(first);
+  t.same(formats(toA), ['9 G722/8000', '101 telephone-event/8000'], 'the caller is answered with its own codec');
+  t.match(toA.audio, { ptime: 20, direction: 'sendrecv', port: 20000 }, 'the gateway sends 20 ms');
+  t.equal(toA.audio.telephoneEvent?.fmtp, '0-16', 'the events the callee accepts');
+  t.same([relay.maps.a, relay.maps.b], [[], []], 'no payload rewriting');
+  const [ta, tb] = [relay.transcoders.a, relay.transcoders.b];
+  t.equal(body(media.answer('b', PCMA_TRUNK)), first, 'the same answer again (18x, then 2xx) gives the same SDP');
+  t.ok(relay.transcoders.a === ta && relay.transcoders.b === tb, 'and keeps the transcoders');
+  const fromA = through(relay, 'a', [rtpFor(g722, 9, 1), rtpFor(g722, 9, 2), rtpFor(g722, 101, 3, Uint8Array.from([1, 0, 0, 160]))]);
+  t.same(fromA, [{ pt: 8, bytes: 160 }, { pt: 8, bytes: 160 }, { pt: 100, bytes: 4 }], 'G.722 from a reaches b as PCMA; telephone-event 101 → 100');
+  const fromB = through(relay, 'b', [rtpFor(pcma, 8, 1), rtpFor(pcma, 100, 2, Uint8Array.from([1, 0, 0, 160]))]);
+  t.same(fromB, [{ pt: 9, bytes: 160 }, { pt: 101, bytes: 4 }], 'PCMA from b reaches a as G.722 (160 bytes = 20 ms)');
+});
+
+t.test('telephone-event without a common clock rate is not answered and is dropped', async (t) => {
+  const { media, relay, logger } = await transcodingSession();
+  // RFC 4733 §2.1 wants the events at the clock of the audio codec: G.722's 8000, not 48000.
+  body(media.offer('a', peer('192.168.1.40', 5000, '9 101', ['a=rtpmap:9 G722/8000', 'a=rtpmap:101 telephone-event/48000'])));
+  const toA = parseSdp(body(media.answer('b', PCMA_TRUNK.replace('telephone-event/8000', 'telephone-event/48000'))));
+  t.same(formats(toA), ['9 G722/8000'], 'no telephone-event for a');
+  t.same(through(relay, 'b', [rtpFor(pcma, 100, 1, Uint8Array.from([1, 0, 0, 160])), rtpFor(pcma, 100, 2, Uint8Array.from([1, 0x80, 0, 160]))]), [], 'b\'s events dropped');
+  t.equal(logger.records.filter((r) => r.msg.startsWith('telephone-event dropped')).length, 1, 'and logged once');
+});
+
+t.test('an answer with the caller\'s codec is relayed without transcoding, as without a registry', async (t) => {
+  const { media, relay } = await transcodingSession();
+  body(media.offer('a', G722_PHONE));
+  const toA = parseSdp(body(media.answer('b', peer('203.0.113.9', 30000, '9 8', ['a=rtpmap:9 G722/8000', 'a=rtpmap:8 PCMA/8000']))));
+  t.same(formats(toA), ['9 G722/8000'], 'only what a offered goes back');
+  t.same([relay.transcoders.a, relay.transcoders.b], [undefined, undefined], 'no transcoders');
+  t.same([relay.maps.a, relay.maps.b], [[[9, 9]], [[9, 9]]], 'plain payload maps');
+});
+
+t.test('hold keeps the running transcoders; moving to a shared codec ends transcoding', async (t) => {
+  const { media, relay } = await transcodingSession();
+  body(media.offer('a', G722_PHONE));
+  body(media.answer('b', PCMA_TRUNK));
+  const [ta, tb] = [relay.transcoders.a, relay.transcoders.b];
+  const hold = parseSdp(body(media.offer('a', G722_PHONE.replace('a=ptime:20', 'a=ptime:20\r\na=sendonly'))));
+  t.same(formats(hold).slice(0, 2), ['9 G722/8000', '8 PCMA/8000'], 'hold offered with the same numbers');
+  t.equal(hold.audio.direction, 'sendonly');
+  t.equal(parseSdp(body(media.answer('b', `${PCMA_TRUNK}a=recvonly\r\n`))).audio.direction, 'recvonly', 'recvonly back to a');
+  t.ok(relay.transcoders.a === ta && relay.transcoders.b === tb, 'same transcoders: the outgoing streams continue');
+
+  const bOffer = peer('203.0.113.9', 30000, '9', ['a=rtpmap:9 G722/8000'], 2);
+  t.same(formats(parseSdp(body(media.offer('b', bOffer)))), ['9 G722/8000', '8 PCMA/8000', '0 PCMU/8000'], 'b now offers G.722');
+  body(media.answer('a', peer('192.168.1.40', 5000, '9', ['a=rtpmap:9 G722/8000'], 2)));
+  t.same([relay.transcoders.a, relay.transcoders.b], [undefined, undefined], 'relayed again');
+  t.same([relay.maps.a, relay.maps.b], [[[9, 9]], [[9, 9]]], 'with payload maps');
+});
+
+t.test('reoffer while transcoding offers the caller\'s codec first; the new target decides', async (t) => {
+  const cases: [string, string, boolean][] = [
+    ['target takes PCMA: still transcoding', PCMA_TRUNK.replace('203.0.113.9', '198.51.100.77'), true],
+    ['target takes G.722: relayed', peer('198.51.100.77', 40000, '9 101', ['a=rtpmap:9 G722/8000', 'a=rtpmap:101 telephone-event/8000']), false],
+  ];
+  for (const [name, answer, transcoding] of cases) {
+    const { media, relay } = await transcodingSession();
+    body(media.offer('a', G722_PHONE));
+    const toA = body(media.answer('b', PCMA_TRUNK));
+    t.same(formats(parseSdp(media.reoffer('b'))), ['9 G722/8000', '8 PCMA/8000', '0 PCMU/8000', '101 telephone-event/8000'], `${name}: reoffer`);
+    t.equal(body(media.answer('b', answer)), toA, `${name}: a sees no change`);
+    t.equal(relay.transcoders.b !== undefined, transcoding, `${name}: transcoder`);
+    if (!transcoding) t.same(relay.maps.a, [[9, 9], [101, 101]], `${name}: maps`);
+  }
+});
+
+t.test('the echo target ends transcoding', async (t) => {
+  const { media, relay } = await transcodingSession();
+  body(media.offer('a', G722_PHONE));
+  body(media.answer('b', PCMA_TRUNK));
+  const out = parseSdp(body(media.answerLocally('a', G722_PHONE)));
+  t.same(formats(out), ['9 G722/8000', '101 telephone-event/8000'], 'echo answer');
+  t.same([relay.transcoders.a, relay.transcoders.b, relay.echo], [undefined, undefined, true], 'echo without transcoders');
 });

@@ -5,6 +5,17 @@ import { MemoryLogger } from '../../src/runtime/logger.ts';
 import { PortAllocator } from '../../src/media/port-allocator.ts';
 import { decodeRtpHeader, encodeRtpHeader, type RtpHeader } from '../../src/media/rtp-packet.ts';
 import { RtpRelayFactory, type MediaRelay } from '../../src/media/rtp-relay.ts';
+import type { AudioCodec } from '../../src/media/codec/codec.ts';
+import { pcma } from '../../src/media/codec/g711.ts';
+import { g722 } from '../../src/media/codec/g722.ts';
+import { CodecRegistry } from '../../src/media/codec/registry.ts';
+import { relayedMediaFactory } from '../../src/media/media-session.ts';
+import { loadSpeexResampler } from '../../src/media/resample/speex-resampler.ts';
+import { parseSdp } from '../../src/media/sdp.ts';
+import type { PacketTranscoder } from '../../src/media/transcoder.ts';
+import { SeededRandom } from '../../src/runtime/random.ts';
+import { sine } from '../helpers/fake-codecs.ts';
+import { dominantFrequency } from '../helpers/wav.ts';
 
 const HOST = '127.0.0.1';
 // A range per test process, so parallel test runs rarely meet (and EADDRINUSE is skipped anyway).
@@ -434,4 +445,115 @@ t.test('an IPv6 bind address relays over IPv6', async (t) => {
   const got = new Promise<Buffer>((resolve) => sb.once('message', resolve));
   sa.send(rtp({ sequence: 6 }), relay.localPort('a'), '::1');
   t.equal((await got).readUInt16BE(2), 6);
+});
+
+/** A transcoder stand-in: answers each packet with `copies` packets of its own, or throws. */
+class FakeTranscoder implements PacketTranscoder {
+  readonly stats = { decoded: 0, concealed: 0, sent: 0, dropped: 0, events: 0 };
+  closed = 0;
+  constructor(
+    private readonly copies: number,
+    private readonly fail = false,
+  ) {}
+  push(packet: Uint8Array): Uint8Array[] {
+    if (this.fail) throw new Error('codec exploded');
+    this.stats.decoded++;
+    const seq = decodeRtpHeader(packet).sequence;
+    return Array.from({ length: this.copies }, (_, i) => rtp({ sequence: seq * 10 + i, payloadType: 8, ssrc: 0x7777 }, 'transcoded'));
+  }
+  close(): void {
+    this.closed++;
+  }
+}
+
+t.test('a transcoder on a leg turns each RTP packet into its packets; RTCP of that leg is not relayed', async (t) => {
+  const { relay, logger, a, b } = await setup(t);
+  const pa = relay.localPort('a');
+  const two = new FakeTranscoder(2);
+  relay.setTranscoder('a', two);
+  await a.rtp.send(rtp({ sequence: 1 }), pa);
+  const got = [(await b.rtp.next()).msg, (await b.rtp.next()).msg].map((m) => decodeRtpHeader(m));
+  t.same(got.map((h) => [h.sequence, h.payloadType, h.ssrc]), [[10, 8, 0x7777], [11, 8, 0x7777]], 'both packets reach b');
+  await a.rtcp.send(rtcp(0x1111), pa + 1);
+  await b.rtp.send(rtp({ sequence: 5, ssrc: 0x2222 }), relay.localPort('b'));
+  t.equal(decodeRtpHeader((await a.rtp.next()).msg).ssrc, 0x2222, 'the other direction still relays');
+  t.equal(b.rtcp.queue.length, 0, 'no RTCP towards b');
+  t.same(relay.stats('a'), { received: 2, forwarded: 1, dropped: 1 }, 'one packet in, forwarded; RTCP dropped');
+
+  relay.setEcho(true);
+  await a.rtp.send(rtp({ sequence: 2 }), pa);
+  t.equal((await a.rtp.next()).msg.subarray(12).toString(), 'voice', 'echo mode bypasses the transcoder');
+  relay.setEcho(false);
+
+  relay.setTranscoder('a', new FakeTranscoder(0, true));
+  t.equal(two.closed, 1, 'a replaced transcoder is closed');
+  await a.rtp.send(rtp({ sequence: 3 }), pa);
+  await a.rtp.send(rtp({ sequence: 4 }), pa);
+  await received(relay, 'a', 5);
+  t.equal(logger.records.filter((r) => r.msg.startsWith('transcoder failed')).length, 1, 'a failing codec is logged once');
+  t.equal(relay.stats('a').dropped, 3, 'and its packets dropped');
+
+  relay.setTranscoder('a', undefined);
+  await a.rtp.send(rtp({ sequence: 6 }), pa);
+  const relayed = await b.rtp.next();
+  const h = decodeRtpHeader(relayed.msg);
+  t.equal(relayed.msg.subarray(12).toString(), 'voice', 'without a transcoder packets are relayed again');
+  t.same([h.ssrc, h.sequence, h.marker], [0x7777, 12, true], 'continuing the transcoded stream b received (SSRC, sequence, marker)');
+  const last = new FakeTranscoder(1);
+  relay.setTranscoder('b', last);
+  relay.close();
+  t.equal(last.closed, 1, 'close closes the transcoders');
+});
+
+/** What a phone receives in `seconds` of 20 ms packets: the decoded PCM. */
+async function collect(phone: Phone, codec: AudioCodec, packets: number): Promise<Int16Array> {
+  const decoder = codec.createDecoder();
+  const pcm: number[] = [];
+  for (let i = 0; i < packets; i++) {
+    const msg = (await phone.rtp.next()).msg;
+    pcm.push(...decoder.decode(msg.subarray(decodeRtpHeader(msg).headerLength)));
+  }
+  return Int16Array.from(pcm);
+}
+
+t.test('a G.722 phone and a PCMA-only trunk hear each other\'s tones through the transcoding relay', async (t) => {
+  const clock = new ManualClock(1000);
+  const logger = new MemoryLogger();
+  const factory = new RtpRelayFactory({ bind: HOST, ports: RELAY_RANGE, clock, logger });
+  t.teardown(() => factory.closeAll());
+  const codecs = new CodecRegistry([pcma, g722]);
+  const sessions = relayedMediaFactory(factory, { random: new SeededRandom(5), codecs, resamplers: await loadSpeexResampler(), logger });
+  const media = await sessions.create();
+  media.setLocalAddress('a', HOST);
+  media.setLocalAddress('b', HOST);
+  const phone = await Phone.open(t);
+  const trunk = await Phone.open(t);
+  const sdp = (port: number, formats: string, map: string) => `v=0\r\no=- 1 1 IN IP4 ${HOST}\r\ns=-\r\nc=IN IP4 ${HOST}\r\nt=0 0\r\nm=audio ${port} RTP/AVP ${formats}\r\n${map}\r\n`;
+  const offer = media.offer('a', sdp(phone.rtp.port, '9', 'a=rtpmap:9 G722/8000'));
+  t.ok(offer.ok && /m=audio \d+ RTP\/AVP 9 8\r\n/.test(offer.sdp), 'the trunk is offered G.722 then PCMA');
+  const answer = media.answer('b', sdp(trunk.rtp.port, '8', 'a=rtpmap:8 PCMA/8000'));
+  t.ok(answer.ok && /m=audio \d+ RTP\/AVP 9\r\n/.test(answer.sdp), 'the phone is answered with G.722');
+
+  const seconds = 1;
+  const send = async (from: Phone, to: number, codec: AudioCodec, pt: number, frequency: number) => {
+    const encoder = codec.createEncoder(20);
+    const tone = sine(frequency, codec.info.sampleRate, seconds);
+    const frame = codec.info.sampleRate / 50;
+    for (let i = 0; i < seconds * 50; i++) {
+      const header = encodeRtpHeader({ payloadType: pt, sequence: 100 + i, timestamp: 8000 + i * 160, ssrc: 0x4242 + pt, marker: i === 0 });
+      await from.rtp.send(Buffer.concat([header, encoder.encode(tone.subarray(i * frame, (i + 1) * frame))]), to);
+    }
+  };
+  if (!offer.ok || !answer.ok) return;
+  await send(phone, parseSdp(answer.sdp).audio.port, g722, 9, 1000);
+  const atTrunk = await collect(trunk, pcma, seconds * 50 - 1);
+  await send(trunk, parseSdp(offer.sdp).audio.port, pcma, 8, 440);
+  const atPhone = await collect(phone, g722, seconds * 50 - 1);
+  const far = dominantFrequency(atTrunk.subarray(800), 8000);
+  const near = dominantFrequency(atPhone.subarray(1600), 16000);
+  t.equal(far.frequency, 1000, `the trunk hears 1 kHz in PCMA (purity ${far.ratio.toFixed(3)})`);
+  t.equal(near.frequency, 440, `the phone hears 440 Hz in G.722 (purity ${near.ratio.toFixed(3)})`);
+  t.ok(far.ratio > 0.8 && near.ratio > 0.8, 'clean tones');
+  media.close();
+  t.ok(logger.records.some((r) => r.msg === 'relay closed' && typeof r.fields.aDecoded === 'number' && r.fields.aDecoded >= 49), 'the close line counts the transcoded packets');
 });

@@ -1,0 +1,67 @@
+/**
+ * Wires the device endpoint for the composition root: the sound card backend, the codecs in the
+ * configured order, the resamplers, an RTP port pair per call and the audio stream over them.
+ */
+import { createAudioBackend } from '../audio/backend-registry.ts';
+import type { DeviceCall } from '../calls/device-call.ts';
+import type { LocalEnd } from '../calls/types.ts';
+import type { Config } from '../config/config.ts';
+import { CallProgressTones } from '../device/call-progress.ts';
+import { DeviceEndpoint } from '../device/device-endpoint.ts';
+import { builtinCodecs } from '../media/codec/builtin.ts';
+import { AudioStream } from '../media/endpoint/audio-stream.ts';
+import { DeviceMedia } from '../media/endpoint/device-media.ts';
+import { EndpointSdp } from '../media/endpoint/endpoint-sdp.ts';
+import { RtpSocket } from '../media/endpoint/rtp-socket.ts';
+import { PortAllocator } from '../media/port-allocator.ts';
+import type { ResamplerFactory } from '../media/resample/types.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { randomToken, type Random } from '../runtime/random.ts';
+
+export interface DeviceWiring {
+  config: Config;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  resamplers: ResamplerFactory;
+  /** Places a call from the device (the B2BUA, created after the endpoint). */
+  dial(number: string, follow: (call: DeviceCall) => LocalEnd): Promise<DeviceCall | { status: number; reason: string }>;
+}
+
+export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
+  const { config, clock, random } = w;
+  const log = w.logger;
+  const codecs = builtinCodecs().ordered(config.media.codecs);
+  // Its own allocator over media.rtpPorts: a pair the relays hold fails to bind and the next is taken.
+  const ports = new PortAllocator(config.media.rtpPorts[0], config.media.rtpPorts[1]);
+  const cname = `hookswitch-${randomToken(random, 8)}@${config.sip.domain}`;
+  const audio = createAudioBackend(config.audio.backend, { clock, logger: log.child('audio') });
+  return new DeviceEndpoint({
+    clock,
+    logger: log.child('device'),
+    audio,
+    audioOptions: { rate: config.audio.rate, frameMs: config.audio.periodMs, capture: config.audio.capture, playback: config.audio.playback },
+    autoAnswer: config.device.autoAnswer,
+    tones: new CallProgressTones(config.tones.country, config.audio.rate),
+    dtmf: config.dtmf,
+    dial: w.dial,
+    createMedia: async () => {
+      const socket = await RtpSocket.open(ports, config.media.bind, log.child('media'));
+      const stream = new AudioStream({
+        clock,
+        random,
+        resamplers: w.resamplers,
+        cardRate: config.audio.rate,
+        jitter: { minDelayMs: config.audio.jitterMinMs, maxDelayMs: config.audio.jitterMaxMs },
+        inbandDtmf: config.dtmf.inband,
+        send: { rtp: (p) => socket.sendRtp(p), rtcp: (p) => socket.sendRtcp(p) },
+        cname,
+      });
+      let media: DeviceMedia | undefined;
+      const sdp = new EndpointSdp(codecs, random, { address: () => media!.address, port: () => socket.port });
+      media = new DeviceMedia(sdp, socket, stream, clock, log.child('media'));
+      return media;
+    },
+  });
+}

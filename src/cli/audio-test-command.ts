@@ -1,0 +1,65 @@
+/**
+ * `hookswitch audio-test`: plays a tone on the configured playback device while recording the
+ * capture device, then prints level, clipping and, with a loopback cable, the round-trip latency.
+ */
+import { parseArgs } from 'node:util';
+import { createAudioBackend } from '../audio/backend-registry.ts';
+import { runAudioTest } from '../audio/audio-test.ts';
+import { ConfigError } from '../config/config.ts';
+import { loadConfigFile } from '../config/load-config.ts';
+import { SystemClock } from '../runtime/clock.ts';
+import { LineLogger } from '../runtime/logger.ts';
+
+function db(v: number): string {
+  return Number.isFinite(v) ? `${v.toFixed(1)} dBFS` : 'silence';
+}
+
+export async function audioTest(argv: string[]): Promise<void> {
+  let values: { config?: string; backend?: string; capture?: string; playback?: string };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string' }, backend: { type: 'string' }, capture: { type: 'string' }, playback: { type: 'string' } },
+      strict: true,
+    }));
+  } catch (e) {
+    process.stderr.write(`hookswitch: ${(e as Error).message} (see hookswitch --help)\n`);
+    process.exit(2);
+  }
+  let audio;
+  try {
+    const cfg = loadConfigFile(values.config);
+    audio = cfg.audio;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const backend = values.backend ?? audio.backend;
+  if (backend !== 'alsa' && backend !== 'file' && backend !== 'null') {
+    process.stderr.write(`hookswitch: --backend must be alsa, file or null (got ${backend})\n`);
+    process.exit(2);
+  }
+  const clock = new SystemClock();
+  const logger = new LineLogger((line) => process.stderr.write(`${line}\n`), 'hookswitch', 'warn');
+  const device = createAudioBackend(backend, { clock, logger: logger.child('audio') }).open({
+    rate: audio.rate,
+    frameMs: audio.periodMs,
+    capture: values.capture ?? audio.capture,
+    playback: values.playback ?? audio.playback,
+  });
+  const r = await runAudioTest(device, clock, audio.rate);
+  await device.stop();
+  const out = [
+    `backend: ${backend} (capture ${values.capture ?? audio.capture}, playback ${values.playback ?? audio.playback}, ${audio.rate} Hz)`,
+    `recorded: ${Math.round(r.recordedMs)} ms${r.complete ? '' : ' (capture stopped early)'}`,
+    `level: rms ${db(r.rmsDbfs)}, peak ${db(r.peakDbfs)}`,
+    `clipping: ${r.clippedSamples} samples`,
+    `tone heard: ${r.toneDetected ? 'yes' : 'no'} (${Math.round(r.toneRatio * 100)} % of the energy)`,
+    `round-trip latency: ${r.latencyMs === null ? 'not measured (no loopback)' : `${r.latencyMs.toFixed(1)} ms`}`,
+    `xruns: ${r.stats.xruns}, restarts: ${r.stats.restarts}`,
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+}
