@@ -62,6 +62,8 @@ export interface BaresipOptions {
   rtpPorts?: [number, number];
   /** Extra config lines appended verbatim. */
   extraConfig?: string[];
+  /** Extra account parameters (`dtmfmode=info`, ...). */
+  accountParams?: string[];
 }
 
 /** One ctrl_tcp event: `type` such as REGISTER_OK, CALL_INCOMING, CALL_ESTABLISHED, CALL_CLOSED. */
@@ -181,7 +183,7 @@ function configText(o: {
   return `${lines.join('\n')}\n`;
 }
 
-function accountLine(a: BaresipAccount, codecs: readonly string[], autoAnswer: boolean): string {
+function accountLine(a: BaresipAccount, codecs: readonly string[], autoAnswer: boolean, extra: readonly string[] = []): string {
   const transport = a.transport ?? 'udp';
   const host = a.registrar ?? '127.0.0.1';
   const params = [
@@ -189,6 +191,7 @@ function accountLine(a: BaresipAccount, codecs: readonly string[], autoAnswer: b
     `regint=${a.registrar ? (a.regint ?? 600) : 0}`,
     `answermode=${autoAnswer ? 'auto' : 'manual'}`,
     `audio_codecs=${codecs.join(',')}`,
+    ...extra,
   ];
   return `<sip:${a.user}@${host};transport=${transport}>;${params.join(';')}`;
 }
@@ -339,7 +342,7 @@ export async function startBaresip(opts: BaresipOptions): Promise<Baresip> {
       check();
     });
 
-  const added = await command('uanew', accountLine(opts.account, opts.codecs ?? ['PCMU/8000/1'], opts.autoAnswer ?? false));
+  const added = await command('uanew', accountLine(opts.account, opts.codecs ?? ['PCMU/8000/1'], opts.autoAnswer ?? false, opts.accountParams));
   if (!added.ok) {
     child.kill('SIGKILL');
     throw new Error(`baresip ${opts.name}: uanew failed: ${added.data}\n${output}`);

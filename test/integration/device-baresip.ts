@@ -7,18 +7,23 @@
  * - DTMF from baresip reaches the device as digits (RFC 4733 events), and DTMF from the device
  *   (`hookswitch dtmf`) reaches baresip.
  * - The device calls baresip (`hookswitch call`), both hear each other, `hookswitch hangup` ends it.
+ * - The device calls a SIPp UAS behind a trunk (dial plan 9x.), which echoes its RTP: the device
+ *   hears its own tone.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { startBaresip, type Baresip, type BaresipCodec } from '../helpers/baresip.ts';
-import { findExecutable, REPO_ROOT, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { findExecutable, freePort, REPO_ROOT, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 
 if (!findExecutable('baresip')) throw new Error('baresip is not installed: run scripts/ci-deps.sh');
+const sipp = findExecutable('sipp');
+if (!sipp) throw new Error('sipp is not installed: run scripts/ci-deps.sh');
 
 const run = promisify(execFile);
 const GW_RTP: [number, number] = [24000, 24199];
@@ -43,9 +48,11 @@ const CODECS: { codec: BaresipCodec; rate: number; channels: number; ext: string
   { codec: 'L16/16000/1', rate: 16000, channels: 1, ext: '305' },
 ];
 const DTMF_EXT = '310';
+const INFO_EXT = '311';
+const uasPort = await freePort();
 const password = (ext: string) => `phone-${ext}-secret`;
 const extensions: Record<string, { password: string }> = {};
-for (const ext of [...CODECS.map((c) => c.ext), DTMF_EXT]) extensions[ext] = { password: password(ext) };
+for (const ext of [...CODECS.map((c) => c.ext), DTMF_EXT, INFO_EXT]) extensions[ext] = { password: password(ext) };
 
 const stateDir = join(work, 'state');
 const micWav = join(work, 'device-mic.wav');
@@ -62,6 +69,8 @@ writeFileSync(
     media: { rtpPorts: GW_RTP, bind: '127.0.0.1', rtpTimeoutSeconds: 10, codecs: ['G722', 'opus', 'PCMU', 'PCMA', 'L16/16000'] },
     audio: { backend: 'file', capture: micWav, playback: earWav, rate: CARD_RATE },
     registrar: { qualifySeconds: 0 },
+    trunks: [{ name: 'sipp', host: '127.0.0.1', port: uasPort, username: 'door', password: 'trunk-secret-4711', register: false }],
+    dialplan: [{ match: '9x.', to: 'trunk:sipp', strip: 1 }],
   }),
 );
 const gw: GatewayProcess = await startGateway({ args: ['--config', config, '--state-dir', stateDir] });
@@ -71,11 +80,12 @@ const phoneTone = join(work, `tone-${PHONE_TONE}.wav`);
 writeToneWav(phoneTone, { rate: 8000, seconds: 60, frequency: PHONE_TONE });
 
 let phones = 0;
-async function phone(ext: string, codec: BaresipCodec, autoAnswer = false): Promise<Baresip> {
+async function phone(ext: string, codec: BaresipCodec, autoAnswer = false, extra: string[] = []): Promise<Baresip> {
   const base = PHONE_RTP_BASE + 40 * phones++;
   const p = await startBaresip({
     name: ext,
     account: { user: ext, password: password(ext), registrar: `127.0.0.1:${gw.port}` },
+    extraConfig: extra,
     codecs: [codec],
     toneWav: phoneTone,
     recordDir: true,
@@ -116,7 +126,14 @@ function heardByDevice(): { frequency: number; ratio: number; seconds: number } 
   return { ...dominantFrequency(steadyPart(wav.samples, wav.rate), wav.rate), seconds: wav.samples.length / wav.rate };
 }
 
+const dtmfLines = () => gw.log().split('\n').filter((l) => l.includes('msg="dtmf received"'));
+/** A logfmt field's value, quotes removed. */
+const field = (line: string, name: string) => new RegExp(`\\b${name}=("(?:[^"\\\\]|\\\\.)*"|\\S*)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
 const logCount = (msg: string) => gw.log().split('\n').filter((l) => l.includes(`msg="${msg}"`)).length;
+
+// The phone of the DTMF and outgoing-call tests, started before the first test: tap ends the root
+// test once its last queued test is done, so nothing may be started between tests at the top level.
+const keypad = await phone(DTMF_EXT, 'PCMU/8000/1', true);
 
 await t.test('baresip calls the device with each codec: each side hears the other', async (t) => {
   for (const c of CODECS) {
@@ -139,4 +156,86 @@ await t.test('baresip calls the device with each codec: each side hears the othe
       await p.stop();
     });
   }
+});
+
+
+function udpPortTaken(port: number): boolean {
+  try {
+    return execFileSync('ss', ['-Hlun', `sport = :${port}`], { encoding: 'utf8' }).trim().length > 0;
+  } catch {
+    return false;
+  }
+}
+
+await t.test('DTMF both ways and a call placed by the device', async (t) => {
+  const since = keypad.events.length;
+  t.match(await cli('call', DTMF_EXT), /call: /, 'hookswitch call places the call');
+  await keypad.waitEvent('CALL_ESTABLISHED', { since, timeoutMs: 10_000 });
+  t.ok(await until(() => /device: connected/.test(gw.log()) || logCount('device connected') > 0, 5000), 'the device sees the call connected');
+  await sleep(1000);
+
+  // baresip → device: RFC 4733 events (baresip's default DTMF mode).
+  const digitsBefore = gw.log().split('\n').filter((l) => l.includes('msg="dtmf received"')).length;
+  for (const d of ['4', '2', '#']) {
+    await keypad.command('sndcode', d);
+    await sleep(400);
+  }
+  t.ok(
+    await until(() => gw.log().split('\n').filter((l) => l.includes('msg="dtmf received"')).length >= digitsBefore + 3, 3000),
+    'three digits reached the device',
+  );
+  const received = dtmfLines()
+    .slice(digitsBefore)
+    .map((l) => `${field(l, 'digit')}:${field(l, 'source')}`);
+  t.same(received, ['4:rfc4733', '2:rfc4733', '#:rfc4733'], 'as RFC 4733 events, in order');
+  t.match(await cli('status'), /digits: .*4:rfc4733:\d+ 2:rfc4733:\d+ #:rfc4733:\d+/, 'hookswitch status lists them with durations');
+
+  // device → baresip: RFC 4733 (baresip offered telephone-event).
+  const dtmfSince = keypad.events.length;
+  t.match(await cli('dtmf', '19'), /method: rfc4733/, 'hookswitch dtmf sends RFC 4733 events');
+  const starts = await until(() => keypad.events.slice(dtmfSince).filter((e) => e.type === 'CALL_DTMF_START').length >= 2, 5000);
+  const keys = keypad.events.slice(dtmfSince).filter((e) => e.type === 'CALL_DTMF_START').map((e) => e.param);
+  t.ok(starts, `baresip received the digits (${keys.join(',')})`, { events: keypad.events.slice(dtmfSince).map((e) => e.type) });
+  t.same(keys, ['1', '9'], 'both, in order');
+
+  await sleep(1500);
+  t.match(await cli('hangup'), /call: /, 'hookswitch hangup ends the call');
+  await keypad.waitEvent('CALL_CLOSED', { since, timeoutMs: 5000 });
+  const heard = heardByPhone(keypad);
+  t.ok(heard.frequency === DEVICE_TONE && heard.ratio > 0.8, `baresip heard the device's tone on the call the device placed (got ${heard.frequency} Hz)`);
+  const ear = heardByDevice();
+  t.ok(ear.frequency === PHONE_TONE && ear.ratio > 0.5, `the device heard baresip (got ${ear.frequency} Hz, ratio ${ear.ratio.toFixed(3)})`);
+});
+
+await t.test('SIP INFO DTMF from a phone reaches the device', async (t) => {
+  // baresip 1.0 sends RFC 4733 only; SIPp sends the INFOs (application/dtmf-relay, application/dtmf).
+  const before = dtmfLines().length;
+  const caller = spawnSipp(
+    sipp,
+    [
+      '-sf', join(import.meta.dirname, '..', 'sipp', 'device-info-uac.xml'),
+      '-m', '1', '-s', '100', '-au', INFO_EXT, '-ap', password(INFO_EXT), '-key', 'caller', INFO_EXT,
+      '-auth_uri', `100@127.0.0.1:${gw.port}`, '-i', '127.0.0.1', '-p', String(await freePort()), `127.0.0.1:${gw.port}`,
+    ],
+    20_000,
+  );
+  cleanups.push(() => caller.kill());
+  const result = await caller.result;
+  t.equal(result.exitCode, 0, 'the call was answered, both INFOs got 200, BYE got 200', { output: result.output, log: gw.log().slice(-3000) });
+  const got = dtmfLines().slice(before).map((l) => `${field(l, 'digit')}:${field(l, 'source')}:${field(l, 'ms')}`);
+  t.same(got, ['7:info:160', '5:info:100'], 'the device got 7 (dtmf-relay, 160 ms) and 5 (application/dtmf, default 100 ms)');
+});
+
+await t.test('the device calls a SIPp callee behind a trunk and hears its own tone echoed', async (t) => {
+  const callee = spawnSipp(sipp, ['-sn', 'uas', '-m', '1', '-rtp_echo', '-i', '127.0.0.1', '-p', String(uasPort), '-mp', String(await freePort())], 30_000);
+  cleanups.push(() => callee.kill());
+  t.ok(await until(() => udpPortTaken(uasPort), 10_000), 'the SIPp callee is listening');
+  t.match(await cli('call', '9555'), /call: /, 'hookswitch call 9555 goes to the trunk');
+  t.ok(await until(() => logCount('device connected') >= 2, 10_000), 'the call connected', { log: gw.log().slice(-3000) });
+  await sleep(CALL_MS);
+  t.match(await cli('hangup'), /call: /, 'the device hangs up');
+  const result = await callee.result;
+  t.equal(result.exitCode, 0, 'SIPp saw INVITE, ACK and BYE', { output: result.output });
+  const ear = heardByDevice();
+  t.ok(ear.frequency === DEVICE_TONE && ear.ratio > 0.8, `the device heard its own ${DEVICE_TONE} Hz back (got ${ear.frequency} Hz, ratio ${ear.ratio.toFixed(3)})`);
 });
