@@ -50,7 +50,9 @@ export async function audioTest(argv: string[]): Promise<void> {
     capture: values.capture ?? audio.capture,
     playback: values.playback ?? audio.playback,
   });
-  const r = await runAudioTest(device, clock, audio.rate);
+  // The system clock's timers do not hold the process open; this does, until the test is done.
+  const keepAlive = setInterval(() => undefined, 1000);
+  const r = await runAudioTest(device, clock, audio.rate).finally(() => clearInterval(keepAlive));
   await device.stop();
   const out = [
     `backend: ${backend} (capture ${values.capture ?? audio.capture}, playback ${values.playback ?? audio.playback}, ${audio.rate} Hz)`,

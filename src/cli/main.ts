@@ -93,30 +93,36 @@ async function run(argv: string[]): Promise<void> {
 
   const logger = new LineLogger((line) => process.stderr.write(`${line}\n`), 'hookswitch', config.log.level);
   const gateway = new Gateway(config, { clock: new SystemClock(), random: new SystemRandom(), logger });
-  try {
-    await gateway.start();
-  } catch (e) {
-    await gateway.stop().catch(() => undefined);
-    fail((e as Error).message);
-  }
+  // Signals are handled from the first moment: a SIGTERM while starting stops once started.
   let stopping = false;
+  let started: Promise<void> | undefined;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info('stopping', { signal });
-    gateway.stop().then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (e: unknown) => {
-        logger.error('error while stopping', { reason: (e as Error).message });
-        process.exit(1);
-      },
-    );
+    (started ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => gateway.stop())
+      .then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (e: unknown) => {
+          logger.error('error while stopping', { reason: (e as Error).message });
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  started = gateway.start();
+  try {
+    await started;
+  } catch (e) {
+    await gateway.stop().catch(() => undefined);
+    fail((e as Error).message);
+  }
 }
 
 /** Sends one command to the running daemon over its control socket and prints the reply. */

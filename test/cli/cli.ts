@@ -152,3 +152,35 @@ t.test('TLS with the certificate and key named in the config', async (t) => {
   });
   t.match(reply, /^SIP\/2\.0 200 OK\r\n/, 'OPTIONS over TLS answered on the same connection');
 });
+
+t.test('device commands talk to the running daemon, and say so when none runs', async (t) => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'hookswitch-cli-control-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const down = runCli(['status', '--state-dir', stateDir]);
+  t.equal(down.status, 1, 'exit 1 without a daemon');
+  t.match(down.stderr, /hookswitch is not running \(no daemon on .*control\.sock\)/, 'one line saying so');
+  t.equal(runCli(['call']).status, 2, 'call without a number is a usage error');
+  t.equal(runCli(['dtmf', '12', 'x']).status, 2, 'dtmf with two arguments is a usage error');
+
+  const gw = await startGateway({ args: ['--state-dir', stateDir] });
+  t.teardown(() => gw.stop());
+  const status = runCli(['status', '--state-dir', stateDir]);
+  t.equal(status.status, 0, 'status answers', { stderr: status.stderr });
+  t.match(status.stdout, /^device: idle$/m, 'the device is idle');
+  const hangup = runCli(['hangup', '--state-dir', stateDir]);
+  t.equal(hangup.status, 1, 'hangup without a call fails');
+  t.match(hangup.stderr, /hookswitch: no call/, 'and says why');
+  const call = runCli(['call', '103', '--state-dir', stateDir]);
+  t.equal(call.status, 1, 'calling an unregistered extension fails');
+  t.match(call.stderr, /480 Temporarily Unavailable/, 'with the status the call layer gave');
+  const bad = runCli(['dtmf', '12x', '--state-dir', stateDir]);
+  t.match(bad.stderr, /dtmf needs 1 to 64 of 0-9 \* # A-D/, 'bad digits are refused by the daemon');
+});
+
+t.test('audio-test on the null backend reports silence and no loopback', async (t) => {
+  const r = runCli(['audio-test', '--backend', 'null'], 20_000);
+  t.equal(r.status, 0, 'exit 0', { stderr: r.stderr });
+  t.match(r.stdout, /^level: rms silence, peak silence$/m, 'silence measured');
+  t.match(r.stdout, /^tone heard: no/m, 'no tone');
+  t.match(r.stdout, /^round-trip latency: not measured \(no loopback\)$/m, 'no loopback');
+});
