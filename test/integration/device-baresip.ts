@@ -153,6 +153,16 @@ await t.test('baresip calls the device with each codec: each side hears the othe
       const deviceHeard = heardByDevice();
       t.ok(deviceHeard.seconds > 1, `the earpiece WAV holds the call (${deviceHeard.seconds.toFixed(1)} s)`);
       t.ok(deviceHeard.frequency === PHONE_TONE && deviceHeard.ratio > 0.8, `the device heard baresip's ${PHONE_TONE} Hz (got ${deviceHeard.frequency} Hz, ratio ${deviceHeard.ratio.toFixed(3)})`);
+      // One line at the call's end with its statistics (RTP counts, loss, jitter; RTT once an RR came).
+      const stats = gw.log().split('\n').filter((l) => l.includes('msg="call media"')).at(-1) ?? '';
+      t.equal(field(stats, 'codec')?.toLowerCase(), c.codec.split('/')[0]!.toLowerCase(), `the call-end line names the codec (${stats.replace(/^.*msg="call media" /, '')})`);
+      const sent = Number(field(stats, 'packetsSent'));
+      const received = Number(field(stats, 'packetsReceived'));
+      const expected = CALL_MS / 20;
+      // baresip packs L16 into 40 ms packets: half as many arrive.
+      t.ok(sent > expected * 0.8 && received > expected * 0.4, `about ${expected} packets sent (${sent}), ${received} received`);
+      t.equal(Number(field(stats, 'lossPercent')), 0, 'no loss on loopback');
+      t.ok(Number.isFinite(Number(field(stats, 'jitterMs'))), 'jitter reported');
       await p.stop();
     });
   }
