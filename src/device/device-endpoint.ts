@@ -48,6 +48,8 @@ const DIGIT_HISTORY = 20;
 
 export class DeviceEndpoint implements DevicePort {
   private current: Current | undefined;
+  /** A dial command is waiting for the B2BUA to place the call: the device is busy already. */
+  private placing = false;
   private device: AudioDevice | undefined;
   private tone: ProgressTone | undefined;
   private toneTimer: TimerHandle | undefined;
@@ -77,9 +79,10 @@ export class DeviceEndpoint implements DevicePort {
   }
 
   incoming(call: DeviceCall, caller: Party): LocalEnd | { status: number; reason?: string } {
-    if (this.current) return { status: 486, reason: 'Busy Here' };
+    if (this.current || this.placing) return { status: 486, reason: 'Busy Here' };
     const media = this.mediaOf(call);
     this.current = { call, media, state: 'ringing', since: this.opts.clock.now() };
+    this.stopTone();
     this.log.info('device ringing', { call: call.id, from: caller.user, ...(caller.display ? { name: caller.display } : {}) });
     if (this.opts.autoAnswer) this.opts.clock.setTimer(0, () => this.answerCall(), 'auto-answer');
     return this.follow(call);
@@ -89,10 +92,18 @@ export class DeviceEndpoint implements DevicePort {
 
   async dial(number: string): Promise<ControlReply> {
     if (this.current) return { ok: false, error: `the device is ${this.current.state}` };
-    const placed = await this.opts.dial(number, (call) => {
-      this.current = { call, media: this.mediaOf(call), state: 'dialing', since: this.opts.clock.now() };
-      return this.follow(call);
-    });
+    if (this.placing) return { ok: false, error: 'the device is dialing' };
+    this.placing = true;
+    let placed: Awaited<ReturnType<DeviceEndpointOptions['dial']>>;
+    try {
+      placed = await this.opts.dial(number, (call) => {
+        this.current = { call, media: this.mediaOf(call), state: 'dialing', since: this.opts.clock.now() };
+        this.stopTone();
+        return this.follow(call);
+      });
+    } finally {
+      this.placing = false;
+    }
     if ('status' in placed) {
       this.log.info('device call refused', { to: number, status: placed.status, reason: placed.reason });
       return { ok: false, error: `${placed.status} ${placed.reason}` };

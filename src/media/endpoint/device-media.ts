@@ -62,7 +62,8 @@ export class DeviceMedia implements CallMedia {
 
   reoffer(to: LegName): string {
     this.remoteSlot ??= to;
-    return this.sdp.offer(this.stream.holding ? 'sendonly' : 'sendrecv');
+    // The device never holds: a far end that holds us answers recvonly again (RFC 3264 §8.4).
+    return this.sdp.offer('sendrecv');
   }
 
   idleMs(leg: LegName): number {

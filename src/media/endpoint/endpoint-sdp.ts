@@ -139,11 +139,13 @@ export class EndpointSdp {
 
   /** The negotiated media for the first usable codec of `chosen` (in the peer's numbering). */
   private settle(chosen: readonly Codec[], peer: ParsedSdp, direction: Direction): NegotiatedMedia | undefined {
-    const first = chosen[0];
+    // The first format we can code: an answer may list CN (RFC 3389) before the audio codec.
+    const first = chosen.find((f) => this.codecs.some((c) => keyOf(c) === codecKey(f)));
     const codec = first === undefined ? undefined : this.codecs.find((c) => keyOf(c) === codecKey(first));
     if (first === undefined || codec === undefined) return undefined;
     const receive: NegotiatedMedia['receive'] = new Map();
-    for (const c of chosen) receive.set(c.pt, { kind: 'audio' });
+    // The stream has one decoder: other codecs of the answer would be decoded as this one (noise).
+    for (const c of chosen) if (codecKey(c) === keyOf(codec)) receive.set(c.pt, { kind: 'audio' });
     // What we declared for the same codec may also arrive (RFC 3264 §6.1 has the answerer use the offerer's numbers).
     receive.set(this.ourPts.get(keyOf(codec))!, { kind: 'audio' });
     for (const e of peer.audio.telephoneEvents) receive.set(e.pt, { kind: 'event', rate: e.rate });

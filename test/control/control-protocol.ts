@@ -1,0 +1,79 @@
+import t from 'tap';
+import { handleControlLine, parseControlRequest, type ControlCommands, type ControlReply } from '../../src/control/control-protocol.ts';
+
+t.test('parseControlRequest: requests and refusals', async (t) => {
+  const cases: { name: string; line: string; result: ReturnType<typeof parseControlRequest> }[] = [
+    { name: 'call', line: '{"cmd":"call","number":"+4930123#*"}', result: { cmd: 'call', number: '+4930123#*' } },
+    { name: 'answer', line: '{"cmd":"answer"}', result: { cmd: 'answer' } },
+    { name: 'hangup with extra fields', line: '{"cmd":"hangup","why":"bored"}', result: { cmd: 'hangup' } },
+    { name: 'status', line: ' {"cmd":"status"} ', result: { cmd: 'status' } },
+    { name: 'dtmf is upper-cased', line: '{"cmd":"dtmf","digits":"12ab*#"}', result: { cmd: 'dtmf', digits: '12AB*#' } },
+    { name: 'dtmf of 64 digits', line: JSON.stringify({ cmd: 'dtmf', digits: '1'.repeat(64) }), result: { cmd: 'dtmf', digits: '1'.repeat(64) } },
+    { name: 'not JSON', line: 'call 123', result: 'request is not JSON' },
+    { name: 'empty line', line: '', result: 'request is not JSON' },
+    { name: 'JSON null', line: 'null', result: 'request is not an object' },
+    { name: 'JSON string', line: '"status"', result: 'request is not an object' },
+    { name: 'no cmd', line: '{}', result: 'unknown command undefined' },
+    { name: 'unknown cmd', line: '{"cmd":"reboot"}', result: 'unknown command "reboot"' },
+    { name: 'cmd of another type', line: '{"cmd":7}', result: 'unknown command 7' },
+    { name: 'array', line: '["call","1"]', result: 'unknown command undefined' },
+    { name: 'call without number', line: '{"cmd":"call"}', result: 'call needs a number of digits, *, # or + (up to 32)' },
+    { name: 'call with a numeric number', line: '{"cmd":"call","number":123}', result: 'call needs a number of digits, *, # or + (up to 32)' },
+    { name: 'call with letters', line: '{"cmd":"call","number":"12a"}', result: 'call needs a number of digits, *, # or + (up to 32)' },
+    { name: 'call with a SIP URI', line: '{"cmd":"call","number":"sip:1@x"}', result: 'call needs a number of digits, *, # or + (up to 32)' },
+    { name: 'call of 33 digits', line: JSON.stringify({ cmd: 'call', number: '1'.repeat(33) }), result: 'call needs a number of digits, *, # or + (up to 32)' },
+    { name: 'empty number', line: '{"cmd":"call","number":""}', result: 'call needs a number of digits, *, # or + (up to 32)' },
+    { name: 'dtmf with E', line: '{"cmd":"dtmf","digits":"1E"}', result: 'dtmf needs 1 to 64 of 0-9 * # A-D' },
+    { name: 'dtmf of 65 digits', line: JSON.stringify({ cmd: 'dtmf', digits: '1'.repeat(65) }), result: 'dtmf needs 1 to 64 of 0-9 * # A-D' },
+    { name: 'dtmf with a newline', line: '{"cmd":"dtmf","digits":"1\\n"}', result: 'dtmf needs 1 to 64 of 0-9 * # A-D' },
+    { name: 'dtmf without digits', line: '{"cmd":"dtmf"}', result: 'dtmf needs 1 to 64 of 0-9 * # A-D' },
+  ];
+  for (const c of cases) t.same(parseControlRequest(c.line), c.result, c.name);
+});
+
+/** Commands that record what they were asked and reply, throw or reject as told. */
+function commands(behaviour: 'reply' | 'throw' | 'throw-string' | 'reject'): { calls: string[]; commands: ControlCommands } {
+  const calls: string[] = [];
+  const act = (what: string): ControlReply => {
+    calls.push(what);
+    if (behaviour === 'throw') throw new Error(`${what} failed`);
+    if (behaviour === 'throw-string') throw `${what} broke`;
+    return { ok: true, did: what };
+  };
+  return {
+    calls,
+    commands: {
+      call: async (n) => {
+        if (behaviour === 'reject') {
+          calls.push(`call ${n}`);
+          throw new Error('dial failed');
+        }
+        return act(`call ${n}`);
+      },
+      answer: () => act('answer'),
+      hangup: () => act('hangup'),
+      dtmf: (d) => act(`dtmf ${d}`),
+      status: () => act('status'),
+    },
+  };
+}
+
+t.test('handleControlLine dispatches and never throws', async (t) => {
+  const cases: { name: string; line: string; behaviour: 'reply' | 'throw' | 'throw-string' | 'reject'; reply: ControlReply; calls: string[] }[] = [
+    { name: 'call', line: '{"cmd":"call","number":"200"}', behaviour: 'reply', reply: { ok: true, did: 'call 200' }, calls: ['call 200'] },
+    { name: 'answer', line: '{"cmd":"answer"}', behaviour: 'reply', reply: { ok: true, did: 'answer' }, calls: ['answer'] },
+    { name: 'hangup', line: '{"cmd":"hangup"}', behaviour: 'reply', reply: { ok: true, did: 'hangup' }, calls: ['hangup'] },
+    { name: 'dtmf', line: '{"cmd":"dtmf","digits":"9d"}', behaviour: 'reply', reply: { ok: true, did: 'dtmf 9D' }, calls: ['dtmf 9D'] },
+    { name: 'status', line: '{"cmd":"status"}', behaviour: 'reply', reply: { ok: true, did: 'status' }, calls: ['status'] },
+    { name: 'a bad request reaches no command', line: '{"cmd":"call","number":"x"}', behaviour: 'reply', reply: { ok: false, error: 'call needs a number of digits, *, # or + (up to 32)' }, calls: [] },
+    { name: 'garbage', line: '\u0000\uffff', behaviour: 'reply', reply: { ok: false, error: 'request is not JSON' }, calls: [] },
+    { name: 'a command that throws', line: '{"cmd":"hangup"}', behaviour: 'throw', reply: { ok: false, error: 'hangup failed' }, calls: ['hangup'] },
+    { name: 'a command that throws a string', line: '{"cmd":"status"}', behaviour: 'throw-string', reply: { ok: false, error: 'status broke' }, calls: ['status'] },
+    { name: 'a call that rejects', line: '{"cmd":"call","number":"1"}', behaviour: 'reject', reply: { ok: false, error: 'dial failed' }, calls: ['call 1'] },
+  ];
+  for (const c of cases) {
+    const fake = commands(c.behaviour);
+    t.same(await handleControlLine(c.line, fake.commands), c.reply, `${c.name}: reply`);
+    t.same(fake.calls, c.calls, `${c.name}: commands run`);
+  }
+});
