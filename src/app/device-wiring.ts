@@ -36,7 +36,11 @@ export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
   // Its own allocator over media.rtpPorts: a pair the relays hold fails to bind and the next is taken.
   const ports = new PortAllocator(config.media.rtpPorts[0], config.media.rtpPorts[1]);
   const cname = `hookswitch-${randomToken(random, 8)}@${config.sip.domain}`;
-  const audio = createAudioBackend(config.audio.backend, { clock, logger: log.child('audio') });
+  const audio = createAudioBackend(config.audio.backend, {
+    clock,
+    logger: log.child('audio'),
+    alsa: { periodMs: config.audio.periodMs, bufferMs: config.audio.bufferMs },
+  });
   return new DeviceEndpoint({
     clock,
     logger: log.child('device'),

@@ -44,7 +44,7 @@ export async function audioTest(argv: string[]): Promise<void> {
   }
   const clock = new SystemClock();
   const logger = new LineLogger((line) => process.stderr.write(`${line}\n`), 'hookswitch', 'warn');
-  const device = createAudioBackend(backend, { clock, logger: logger.child('audio') }).open({
+  const device = createAudioBackend(backend, { clock, logger: logger.child('audio'), alsa: { periodMs: audio.periodMs, bufferMs: audio.bufferMs } }).open({
     rate: audio.rate,
     frameMs: audio.periodMs,
     capture: values.capture ?? audio.capture,

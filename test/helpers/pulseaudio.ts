@@ -20,6 +20,11 @@
  *   byte played to `file` (aplay pads its last period with silence). The plugin devices are
  *   defined in `$HOME/.asoundrc`, which alsa-lib reads via HOME in the children's environment.
  * - `arecord -D null` returns uninitialised bytes instantly: never a microphone.
+ * - A null sink's monitor delivers its first audio 1.4–1.9 s after its first client connects,
+ *   whether or not a stream plays into the sink; later clients (arecord, parec) get audio within
+ *   one period, also after seconds without any. Warm a monitor up before timing matters.
+ * - module-sine-source (a ready-made tone microphone) hands out 2 s of audio at once when
+ *   capture starts, then runs in real time: feed a second null sink with `pacat` instead.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +34,11 @@ import { join } from 'node:path';
 export interface PulseAudioOptions {
   /** Rate of the null sink and source; default 48000. */
   rate?: number;
+  /**
+   * More `server.pa` lines after the default devices, e.g. a second null sink or
+   * `load-module module-sine-source source_name=hs_sine rate=48000 frequency=1000`.
+   */
+  modules?: string[];
 }
 
 export interface PulseAudio {
@@ -71,6 +81,7 @@ export async function startPulseAudio(opts: PulseAudioOptions = {}): Promise<Pul
       `load-module module-null-source source_name=hs_source rate=${rate} channels=1 max_latency_msec=40`,
       'set-default-sink hs_sink',
       'set-default-source hs_source',
+      ...(opts.modules ?? []),
       '',
     ].join('\n'),
   );
