@@ -5,7 +5,10 @@
 // 2. The SIP load benchmark (scripts/bench-sip.ts): registrations/s and calls/s with SIPp
 //    against the built gateway (dist/, rebuilt here) and kamailio, and the RTP relay's CPU. It orchestrates processes,
 //    so it runs through tsx; what it measures runs as shipped.
-// Options: --parser-only, --sip-only, --quick (fewer, shorter SIP steps).
+// 3. The media benchmark (scripts/bench-media.ts): CPU per call-minute of a device call next to
+//    baresip, the latency added inside the gateway, transcoding cost. It builds its own copy of
+//    the bundle for the gateway process and runs the pure media core in-process through tsx.
+// Options: --parser-only, --sip-only, --media-only, --quick (fewer, shorter steps).
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -29,19 +32,29 @@ await build({
 const args = process.argv.slice(2);
 const sipOnly = args.includes('--sip-only');
 const parserOnly = args.includes('--parser-only');
+const mediaOnly = args.includes('--media-only');
+const quick = args.includes('--quick') ? ['--quick'] : [];
 let status = 0;
-if (!sipOnly) {
+if (!sipOnly && !mediaOnly) {
   const run = spawnSync(process.execPath, [outfile], { stdio: 'inherit' });
   status = run.status ?? 1;
 }
-if (!parserOnly && status === 0) {
+if (!parserOnly && !mediaOnly && status === 0) {
   const built = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
   if (built.status !== 0) process.exit(built.status ?? 1);
-  const sip = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'bench-sip.ts'), ...(args.includes('--quick') ? ['--quick'] : [])], {
+  const sip = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'bench-sip.ts'), ...quick], {
     stdio: 'inherit',
     cwd: root,
     timeout: 300_000,
   });
   status = sip.status ?? 1;
+}
+if (!parserOnly && !sipOnly && status === 0) {
+  const media = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'bench-media.ts'), ...quick], {
+    stdio: 'inherit',
+    cwd: root,
+    timeout: 240_000,
+  });
+  status = media.status ?? 1;
 }
 process.exit(status);

@@ -159,6 +159,7 @@ export class Gateway {
       emergencyNumbers: config.emergencyNumbers,
     });
     this.relays = new RtpRelayFactory({
+      random: deps.random,
       bind: config.media.bind,
       ports: config.media.rtpPorts,
       clock: deps.clock,

@@ -10,9 +10,9 @@ import type { Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
 import type { AudioCodec } from './codec/codec.ts';
 import type { ResamplerFactory } from './resample/types.ts';
-import { chooseMedia, codecFor, directionPlan, DYNAMIC_PAYLOAD_TYPES, formatsToOffer } from './transcode-plan.ts';
+import { RelayRouting, TRANSCODE_PTIME, type Transcoding } from './relay/relay-routing.ts';
+import { chooseMedia, codecFor, DYNAMIC_PAYLOAD_TYPES, formatsToOffer } from './transcode-plan.ts';
 import type { CodecCatalog, TranscodingSupport } from './transcode-plan.ts';
-import { RtpTranscoder } from './transcoder.ts';
 import {
   buildSdp,
   codecKey,
@@ -99,15 +99,6 @@ type Pending =
 /** A description without its o= line: what RFC 3264 §8 compares to decide on a new version. */
 const withoutOrigin = (sdp: string): string => sdp.replace(/^o=.*\r\n/m, '');
 const DYNAMIC = DYNAMIC_PAYLOAD_TYPES;
-/** The packetisation the gateway sends when it transcodes. */
-const TRANSCODE_PTIME = 20;
-
-/** The codecs of each leg while the relay transcodes, by SDP identity, and the shared event format. */
-interface Transcoding {
-  keys: Record<LegName, string>;
-  codecs: Record<LegName, AudioCodec>;
-  event: string | undefined;
-}
 const other = (leg: LegName): LegName => (leg === 'a' ? 'b' : 'a');
 const fail = (status: 400 | 488, reason: string): SdpResult => ({ ok: false, status, reason });
 
@@ -147,8 +138,7 @@ export class RelayedMediaSession implements MediaSession {
   private negotiated: string[] | undefined;
   /** The codec of each leg (transcoding). */
   private transcoding: Transcoding | undefined;
-  /** What the current transcoder of each direction was built from (kept while unchanged). */
-  private readonly transcoderPlans: Record<LegName, string | undefined> = { a: undefined, b: undefined };
+  private readonly routing: RelayRouting;
   private closed = false;
 
   constructor(
@@ -156,7 +146,9 @@ export class RelayedMediaSession implements MediaSession {
     private readonly random: Random,
     private readonly username = 'hookswitch',
     private readonly options: MediaSessionOptions = {},
-  ) {}
+  ) {
+    this.routing = new RelayRouting(relay, random, options.support, options.logger);
+  }
 
   setLocalAddress(leg: LegName, address: string): void {
     this.legs[leg].localAddress = address;
@@ -412,67 +404,15 @@ export class RelayedMediaSession implements MediaSession {
     return String(this.random.bytes(6).readUIntBE(0, 6));
   }
 
-  /**
-   * Packets arriving from leg X towards leg Y carry Y's numbers (what Y declared it receives).
-   * X may send with the numbers of its own SDP or of the gateway's SDP on X (RFC 3264 §6.1 wants
-   * the latter); both are mapped, X's own winning a clash.
-   */
+  /** Programs the relay for what was negotiated: payload maps, or transcoders (`relay-routing.ts`). */
   private updatePayloadMaps(): void {
-    if (this.transcoding !== undefined) {
-      this.startTranscoding(this.transcoding);
-      return;
-    }
-    this.stopTranscoding();
-    const negotiated = this.negotiated ?? [];
-    for (const x of ['a', 'b'] as const) {
-      const y = other(x);
-      const map = new Map<number, number>();
-      for (const key of negotiated) {
-        const target = this.legs[y].peer.find((c) => codecKey(c) === key)?.pt ?? this.legs[y].gatewayPts.get(key);
-        if (target === undefined) continue;
-        const viaGateway = this.legs[x].gatewayPts.get(key);
-        if (viaGateway !== undefined && !map.has(viaGateway)) map.set(viaGateway, target);
-      }
-      for (const key of negotiated) {
-        const target = this.legs[y].peer.find((c) => codecKey(c) === key)?.pt ?? this.legs[y].gatewayPts.get(key);
-        const own = this.legs[x].peer.find((c) => codecKey(c) === key)?.pt;
-        if (target !== undefined && own !== undefined) map.set(own, target);
-      }
-      this.relay.setPayloadMap(x, map);
-    }
-  }
-
-  /** One transcoder per direction; an unchanged plan (hold, session refresh) keeps the running ones. */
-  private startTranscoding(plan: Transcoding): void {
-    for (const x of ['a', 'b'] as const) {
-      const y = other(x);
-      const { input, output, events, signature } = directionPlan(this.legs[x], this.legs[y], plan.keys[x], plan.keys[y], plan.event);
-      if (this.transcoderPlans[x] === signature) continue;
-      this.transcoderPlans[x] = signature;
-      this.relay.setPayloadMap(x, new Map());
-      const { resamplers } = this.options.support ?? {};
-      this.relay.setTranscoder(
-        x,
-        new RtpTranscoder({
-          input: { codec: plan.codecs[x], payloadTypes: input },
-          output: { codec: plan.codecs[y], payloadType: output },
-          events,
-          ptimeMs: TRANSCODE_PTIME,
-          random: this.random,
-          ...(resamplers === undefined ? {} : { resamplers }),
-          ...(this.options.logger === undefined ? {} : { logger: this.options.logger }),
-        }),
-      );
-    }
+    if (this.transcoding !== undefined) this.routing.transcode(this.transcoding, this.legs);
+    else this.routing.relay(this.negotiated ?? [], this.legs);
   }
 
   private stopTranscoding(): void {
     this.transcoding = undefined;
-    for (const x of ['a', 'b'] as const) {
-      if (this.transcoderPlans[x] === undefined) continue;
-      this.transcoderPlans[x] = undefined;
-      this.relay.setTranscoder(x, undefined);
-    }
+    this.routing.stop();
   }
 }
 

@@ -7,13 +7,18 @@
  *
  * The relaying hot path allocates nothing beyond what `node:dgram` does: the received buffer is
  * rewritten in place (payload type, and SSRC/sequence/timestamp only after a source change) and
- * sent on.
+ * sent on. RTCP is forwarded unchanged, except on a leg that receives a transcoded stream: there
+ * the gateway runs RTCP of its own for that stream ({@link LegRtcp}, RFC 3550 §7.3).
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Clock } from '../runtime/clock.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { LogFields, Logger } from '../runtime/logger.ts';
+import { randomToken, SystemRandom, type Random } from '../runtime/random.ts';
 import { PortAllocator } from './port-allocator.ts';
+import { LegRtcp } from './relay/leg-rtcp.ts';
+import { RelayLeg } from './relay/relay-leg.ts';
+import { bindUdpPair, closeQuietly, type UdpPair } from './relay/udp-pair.ts';
 import { RTP_FIXED_HEADER_LENGTH, SsrcContinuity } from './rtp-packet.ts';
 import type { PacketTranscoder } from './transcoder.ts';
 
@@ -28,15 +33,17 @@ export interface RelayPeer {
 
 /**
  * Packet counters of one leg, RTP and RTCP together: `received` counts every datagram that
- * arrived on the leg's sockets, and each one is then either `forwarded` or `dropped` (too short,
- * not version 2, from a source other than the latched one, or with nowhere to go). While the leg
- * is transcoded an RTP packet handed to the transcoder counts as forwarded (it may come out as
- * zero, one or more packets), and its RTCP is dropped: it describes a stream the other leg never
- * sees.
+ * arrived on the leg's sockets, and each one is then either `forwarded`, `consumed` or `dropped`
+ * (too short, not version 2, from a source other than the latched one, or with nowhere to go).
+ * While the leg is transcoded an RTP packet handed to the transcoder counts as forwarded (it may
+ * come out as zero, one or more packets), and its RTCP is not forwarded (RFC 3550 §7.3): it is
+ * `consumed` by the gateway's own RTCP for the stream it sends the leg.
  */
 export interface RelayStats {
   forwarded: number;
   dropped: number;
+  /** RTCP datagrams the gateway read itself instead of forwarding them. */
+  consumed: number;
   received: number;
 }
 
@@ -55,10 +62,13 @@ export interface MediaRelay {
   setPayloadMap(from: LegName, map: ReadonlyMap<number, number>): void;
   /**
    * Transcoding of RTP arriving on `from` (undefined: plain relaying with the payload map). The
-   * relay owns the transcoder: it closes the previous one and, on close, the current one.
+   * relay owns the transcoder: it closes the previous one and, on close, the current one. While
+   * set, the gateway runs RTCP for the transcoder's stream on the other leg (SR+SDES at the
+   * RFC 3550 §6.2 interval, reading that leg's reports); a replaced stream gets a BYE, and the
+   * other leg's stream restarts its SSRC continuity (the re-encoded stream is a new source).
    */
   setTranscoder(from: LegName, transcoder: PacketTranscoder | undefined): void;
-  /** Echo mode: each leg's RTP/RTCP goes back to that leg's (latched) source instead of the other leg. */
+  /** Echo mode: each leg's RTP/RTCP goes back to that leg's (latched) source instead of the other leg; the gateway's own RTCP pauses. */
   setEcho(on: boolean): void;
   /**
    * Milliseconds since the last RTP packet arrived on this leg (since open when none yet).
@@ -67,6 +77,7 @@ export interface MediaRelay {
    */
   idleMs(leg: LegName): number;
   stats(leg: LegName): RelayStats;
+  /** Closes the sockets after a BYE on each leg the gateway sent a stream of its own; logs the counters and call statistics. */
   close(): void;
 }
 
@@ -77,6 +88,10 @@ export interface RelayFactoryOptions {
   ports: [number, number];
   clock: Clock;
   logger: Logger;
+  /** Randomises the RTCP report interval (RFC 3550 §6.3.1); default: the system's. */
+  random?: Random;
+  /** SDES CNAME of the gateway's RTCP (§6.5.1); default a random one per factory (RFC 7022 §4.2). */
+  cname?: string;
 }
 
 /** Smallest RTCP compound packet: a header and the sender SSRC (RFC 3550 §6.4.2, RR with RC = 0). */
@@ -85,64 +100,18 @@ const RTCP_MIN_LENGTH = 8;
 /** Every this many forwarded packets per leg (a power of two), one send reports its outcome. */
 const SEND_CHECK_EVERY = 128;
 
-type DropReason = 'malformed' | 'source' | 'destination' | 'transcoded';
-
-/** Whether an IPv4 or IPv6 socket can reach `address`, in the form that socket sends to. */
-function sendableAddress(v6Socket: boolean, address: string): string | undefined {
-  const family = isIP(address);
-  if (family === 0 || address === '0.0.0.0' || address === '::') return undefined;
-  const lower = address.toLowerCase();
-  if (v6Socket) return family === 6 ? lower : `::ffff:${address}`;
-  if (family === 4) return address;
-  return lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4 ? lower.slice(7) : undefined;
-}
-
-/** The mutable state of one leg; kept as one class so the hot path sees one object shape. */
-class Leg {
-  rtp!: dgram.Socket;
-  rtcp!: dgram.Socket;
-  port = 0;
-  other!: Leg;
-  /** The SDP peer as given to setRemote (for change detection). */
-  peerAddress = '';
-  peerPort = 0;
-  peerRtcpPort: number | undefined = undefined;
-  /** Where this leg's RTP goes: the latched source, else the SDP peer; port 0 = nowhere. */
-  rtpLatched = false;
-  rtpAddress = '';
-  rtpPort = 0;
-  rtcpLatched = false;
-  rtcpAddress = '';
-  rtcpPort = 0;
-  /** Payload-type table for packets arriving on this leg, or undefined when nothing is mapped. */
-  ptTable: Uint8Array | undefined = undefined;
-  /** Transcoder for RTP arriving on this leg, when the legs share no codec. */
-  transcoder: PacketTranscoder | undefined = undefined;
-  transcodeErrors = 0;
-  /** Continuity of the RTP stream sent to this leg. */
-  readonly toThisLeg = new SsrcContinuity();
-  lastPacket: number;
-  received = 0;
-  forwarded = 0;
-  dropped = 0;
-  readonly drops: Record<DropReason, number> = { malformed: 0, source: 0, destination: 0, transcoded: 0 };
-
-  constructor(
-    readonly name: LegName,
-    now: number,
-  ) {
-    this.lastPacket = now;
-  }
-}
-
-interface BoundPair {
-  rtp: dgram.Socket;
-  rtcp: dgram.Socket;
+/** What a relay needs besides its sockets. */
+interface RelayContext {
+  clock: Clock;
+  logger: Logger;
+  random: Random;
+  cname: string;
+  onClose(relay: RtpRelay): void;
 }
 
 class RtpRelay implements MediaRelay {
-  private readonly a: Leg;
-  private readonly b: Leg;
+  private readonly a: RelayLeg;
+  private readonly b: RelayLeg;
   private echo = false;
   private closed = false;
   private socketErrors = 0;
@@ -153,14 +122,12 @@ class RtpRelay implements MediaRelay {
   constructor(
     readonly id: string,
     private readonly v6: boolean,
-    pairs: { a: { port: number; value: BoundPair }; b: { port: number; value: BoundPair } },
-    private readonly clock: Clock,
-    private readonly logger: Logger,
-    private readonly onClose: (relay: RtpRelay) => void,
+    pairs: { a: { port: number; value: UdpPair }; b: { port: number; value: UdpPair } },
+    private readonly ctx: RelayContext,
   ) {
-    const now = clock.now();
-    this.a = new Leg('a', now);
-    this.b = new Leg('b', now);
+    const now = ctx.clock.now();
+    this.a = new RelayLeg('a', now);
+    this.b = new RelayLeg('b', now);
     this.a.other = this.b;
     this.b.other = this.a;
     for (const [leg, pair] of [
@@ -180,47 +147,12 @@ class RtpRelay implements MediaRelay {
   }
 
   setRemote(name: LegName, peer: RelayPeer): void {
-    const leg = this.leg(name);
-    const changed = peer.address !== leg.peerAddress || peer.port !== leg.peerPort;
-    const rtcpChanged = peer.rtcpPort !== leg.peerRtcpPort;
-    leg.peerAddress = peer.address;
-    leg.peerPort = peer.port;
-    leg.peerRtcpPort = peer.rtcpPort;
-    const address = sendableAddress(this.v6, peer.address);
-    const validPort = (p: number | undefined): p is number => p !== undefined && Number.isInteger(p) && p > 0 && p <= 65535;
-    // Port 0 rejects the stream and 0.0.0.0 is the RFC 2543 hold address: nothing is sent there.
-    const rtpOk = address !== undefined && validPort(peer.port);
-    const rtcpPort = peer.rtcpPort ?? peer.port + 1;
-    const rtcpOk = address !== undefined && validPort(peer.port) && validPort(rtcpPort);
-    if (address === undefined && isIP(peer.address) === 0) {
-      this.logger.warn('relay peer address is not an IP address', { relay: this.id, leg: name, address: peer.address });
-    } else if (address === undefined && peer.address !== '0.0.0.0' && peer.address !== '::') {
-      this.logger.warn('relay peer unreachable from the bind address family', { relay: this.id, leg: name, address: peer.address });
-    }
-    if (changed) {
-      // A new SDP address (re-INVITE, transfer to another phone): latch afresh to whoever sends now.
-      leg.rtpLatched = false;
-      leg.rtcpLatched = false;
-    }
-    if (!leg.rtpLatched) {
-      leg.rtpAddress = rtpOk ? address : '';
-      leg.rtpPort = rtpOk ? peer.port : 0;
-    }
-    if (!leg.rtcpLatched && (changed || rtcpChanged)) {
-      leg.rtcpAddress = rtcpOk ? address : '';
-      leg.rtcpPort = rtcpOk ? rtcpPort : 0;
-    }
+    const problem = this.leg(name).setPeer(peer, this.v6);
+    if (problem !== undefined) this.ctx.logger.warn(`relay peer ${problem}`, { relay: this.id, leg: name, address: peer.address });
   }
 
   setPayloadMap(from: LegName, map: ReadonlyMap<number, number>): void {
-    let table: Uint8Array | undefined;
-    for (const [inPt, outPt] of map) {
-      if (!isPt(inPt) || !isPt(outPt)) throw new RangeError(`payload type mapping ${inPt} -> ${outPt} is outside 0..127`);
-      if (inPt === outPt) continue;
-      if (!table) table = identityTable();
-      table[inPt] = outPt;
-    }
-    this.leg(from).ptTable = table;
+    this.leg(from).setPayloadMap(map);
   }
 
   setTranscoder(from: LegName, transcoder: PacketTranscoder | undefined): void {
@@ -228,6 +160,7 @@ class RtpRelay implements MediaRelay {
     if (leg.transcoder === transcoder) return;
     leg.transcoder?.close();
     leg.transcoder = transcoder;
+    if (!this.closed) this.ownStream(leg.other, transcoder);
   }
 
   setEcho(on: boolean): void {
@@ -235,42 +168,48 @@ class RtpRelay implements MediaRelay {
   }
 
   idleMs(leg: LegName): number {
-    return this.clock.now() - this.leg(leg).lastPacket;
+    return this.ctx.clock.now() - this.leg(leg).lastPacket;
   }
 
   stats(name: LegName): RelayStats {
     const leg = this.leg(name);
-    return { received: leg.received, forwarded: leg.forwarded, dropped: leg.dropped };
+    return { received: leg.received, forwarded: leg.forwarded, dropped: leg.dropped, consumed: leg.consumed };
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const rtcp: LogFields = {};
     for (const leg of [this.a, this.b]) {
-      leg.transcoder?.close();
-      for (const socket of [leg.rtp, leg.rtcp]) {
-        try {
-          socket.close();
-        } catch {
-          // Already closed by an error path: nothing left to release.
-        }
+      if (leg.ownRtcp !== undefined) {
+        // RFC 3550 §6.6: the stream the gateway originated ends; its last report goes with the BYE.
+        leg.ownRtcp.bye();
+        for (const [k, v] of Object.entries(leg.ownRtcp.summary())) rtcp[`${leg.name}${k[0]!.toUpperCase()}${k.slice(1)}`] = v;
       }
     }
-    this.logger.info('relay closed', {
+    for (const leg of [this.a, this.b]) {
+      leg.transcoder?.close();
+      closeQuietly(leg.rtp);
+      closeQuietly(leg.rtcp);
+    }
+    this.ctx.logger.info('relay closed', {
       relay: this.id,
       aReceived: this.a.received,
       aForwarded: this.a.forwarded,
       aDropped: this.a.dropped,
+      aConsumed: this.a.consumed,
       aDroppedSource: this.a.drops.source,
       bReceived: this.b.received,
       bForwarded: this.b.forwarded,
       bDropped: this.b.dropped,
+      bConsumed: this.b.consumed,
       bDroppedSource: this.b.drops.source,
       socketErrors: this.socketErrors,
       ...transcoderFields('a', this.a.transcoder),
       ...transcoderFields('b', this.b.transcoder),
+      ...rtcp,
     });
-    this.onClose(this);
+    this.ctx.onClose(this);
   }
 
   /** Ports to give back to the allocator. */
@@ -281,41 +220,83 @@ class RtpRelay implements MediaRelay {
   /** Socket errors never end the call; the first is logged, the rest only counted. */
   socketError(err: Error): void {
     if (this.socketErrors++ === 0) {
-      this.logger.warn('relay socket error (further errors are only counted)', { relay: this.id, error: err.message });
+      this.ctx.logger.warn('relay socket error (further errors are only counted)', { relay: this.id, error: err.message });
     }
   }
 
-  private leg(name: LegName): Leg {
+  private leg(name: LegName): RelayLeg {
     if (name === 'a') return this.a;
     if (name === 'b') return this.b;
     throw new Error(`unknown relay leg ${String(name)}`);
   }
 
-  private drop(leg: Leg, reason: DropReason): void {
-    leg.dropped++;
-    leg.drops[reason]++;
+  /**
+   * The stream sent to `to` now comes from `transcoder` (undefined: relayed again). The RTCP of a
+   * previous stream of the gateway's ends: with a BYE when a new stream of its own replaces it
+   * (§6.6), silently when relaying resumes (the continuity keeps its SSRC on the wire).
+   */
+  private ownStream(to: RelayLeg, transcoder: PacketTranscoder | undefined): void {
+    const previous = to.ownRtcp;
+    to.ownRtcp = undefined;
+    if (previous !== undefined) {
+      if (transcoder !== undefined) previous.bye();
+      else previous.stop();
+      this.ctx.logger.info('relay stream of the gateway ended', { relay: this.id, leg: to.name, ...previous.summary() });
+    }
+    if (transcoder === undefined) return;
+    // RFC 3550 §7.3: the re-encoded stream is the gateway's own source, under its own SSRC.
+    to.toThisLeg = new SsrcContinuity();
+    to.ownRtcp = new LegRtcp({
+      sender: transcoder.sender,
+      clock: this.ctx.clock,
+      random: this.ctx.random,
+      cname: this.ctx.cname,
+      codec: transcoder.codec,
+      send: (packet) => this.sendOwnRtcp(to, packet),
+      onSsrcChange: () => {
+        to.toThisLeg = new SsrcContinuity();
+      },
+      logger: this.ctx.logger,
+      logFields: { relay: this.id, leg: to.name },
+    });
   }
 
-  private onRtp(leg: Leg, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private sendOwnRtcp(to: RelayLeg, packet: Uint8Array): boolean {
+    if (this.echo || to.rtcpPort === 0) return false;
+    try {
+      to.rtcp.send(packet, to.rtcpPort, to.rtcpAddress, this.afterSend);
+      return true;
+    } catch (err) {
+      this.socketError(err as Error);
+      return false;
+    }
+  }
+
+  private onRtp(leg: RelayLeg, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     leg.received++;
     // RFC 3550 §5.1: V is 2; anything shorter than the fixed header is not RTP.
     if (this.closed || msg.length < RTP_FIXED_HEADER_LENGTH || (msg[0]! & 0xc0) !== 0x80 || rinfo.port === 0) {
-      this.drop(leg, 'malformed');
+      leg.drop('malformed');
       return;
     }
     if (!leg.rtpLatched) {
       leg.rtpLatched = true;
       leg.rtpAddress = rinfo.address;
       leg.rtpPort = rinfo.port;
-      this.logger.debug('rtp latched', { relay: this.id, leg: leg.name, source: `${rinfo.address}:${rinfo.port}` });
+      this.ctx.logger.debug('rtp latched', { relay: this.id, leg: leg.name, source: `${rinfo.address}:${rinfo.port}` });
     } else if (rinfo.port !== leg.rtpPort || rinfo.address !== leg.rtpAddress) {
-      this.drop(leg, 'source');
+      leg.drop('source');
       return;
     }
-    leg.lastPacket = this.clock.now();
-    if (!this.echo && leg.transcoder !== undefined) {
-      this.transcode(leg, leg.transcoder, msg);
-      return;
+    const now = this.ctx.clock.now();
+    leg.lastPacket = now;
+    if (!this.echo) {
+      const transcoder = leg.transcoder;
+      leg.ownRtcp?.onRtp(msg, now, transcoder === undefined || !transcoder.isEvent(msg[1]! & 0x7f));
+      if (transcoder !== undefined) {
+        this.transcode(leg, transcoder, msg, now);
+        return;
+      }
     }
     let out = leg;
     if (!this.echo) {
@@ -324,17 +305,17 @@ class RtpRelay implements MediaRelay {
       if (table !== undefined) msg[1] = (msg[1]! & 0x80) | table[msg[1]! & 0x7f]!;
     }
     if (out.rtpPort === 0) {
-      this.drop(leg, 'destination');
+      leg.drop('destination');
       return;
     }
     out.toThisLeg.apply(msg);
     this.send(out.rtp, msg, out.rtpPort, out.rtpAddress, leg);
   }
 
-  private onRtcp(leg: Leg, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtcp(leg: RelayLeg, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     leg.received++;
     if (this.closed || msg.length < RTCP_MIN_LENGTH || (msg[0]! & 0xc0) !== 0x80 || rinfo.port === 0) {
-      this.drop(leg, 'malformed');
+      leg.drop('malformed');
       return;
     }
     if (!leg.rtcpLatched) {
@@ -342,36 +323,42 @@ class RtpRelay implements MediaRelay {
       leg.rtcpAddress = rinfo.address;
       leg.rtcpPort = rinfo.port;
     } else if (rinfo.port !== leg.rtcpPort || rinfo.address !== leg.rtcpAddress) {
-      this.drop(leg, 'source');
+      leg.drop('source');
       return;
     }
-    leg.lastPacket = this.clock.now();
+    leg.lastPacket = this.ctx.clock.now();
+    if (!this.echo && leg.ownRtcp !== undefined) {
+      // RFC 3550 §7.3: reports about the gateway's own stream are the gateway's to read.
+      leg.consumed++;
+      leg.ownRtcp.onRtcp(msg, leg.lastPacket);
+      return;
+    }
     if (!this.echo && leg.transcoder !== undefined) {
-      this.drop(leg, 'transcoded');
+      leg.drop('transcoded');
       return;
     }
     const out = this.echo ? leg : leg.other;
     if (out.rtcpPort === 0) {
-      this.drop(leg, 'destination');
+      leg.drop('destination');
       return;
     }
     this.send(out.rtcp, msg, out.rtcpPort, out.rtcpAddress, leg);
   }
 
   /** Sends what the transcoder makes of `msg`; a codec that throws costs the packet, not the call. */
-  private transcode(leg: Leg, transcoder: PacketTranscoder, msg: Buffer): void {
+  private transcode(leg: RelayLeg, transcoder: PacketTranscoder, msg: Buffer, now: number): void {
     const out = leg.other;
     if (out.rtpPort === 0) {
-      this.drop(leg, 'destination');
+      leg.drop('destination');
       return;
     }
     let packets: Uint8Array[];
     try {
-      packets = transcoder.push(msg);
+      packets = transcoder.push(msg, now);
     } catch (err) {
-      this.drop(leg, 'malformed');
+      leg.drop('malformed');
       if (leg.transcodeErrors++ === 0) {
-        this.logger.warn('transcoder failed on a packet (further failures are only counted)', { relay: this.id, leg: leg.name, error: (err as Error).message });
+        this.ctx.logger.warn('transcoder failed on a packet (further failures are only counted)', { relay: this.id, leg: leg.name, error: (err as Error).message });
       }
       return;
     }
@@ -386,7 +373,7 @@ class RtpRelay implements MediaRelay {
     }
   }
 
-  private send(socket: dgram.Socket, msg: Buffer, port: number, address: string, from: Leg): void {
+  private send(socket: dgram.Socket, msg: Buffer, port: number, address: string, from: RelayLeg): void {
     try {
       // node:dgram reports a send error only to a callback (without one it is swallowed), and a
       // callback costs a tick per packet: so only the first and every SEND_CHECK_EVERY-th packet
@@ -395,7 +382,7 @@ class RtpRelay implements MediaRelay {
       else socket.send(msg, port, address);
       from.forwarded++;
     } catch (err) {
-      this.drop(from, 'destination');
+      from.drop('destination');
       this.socketError(err as Error);
     }
   }
@@ -407,16 +394,6 @@ function transcoderFields(leg: LegName, t: PacketTranscoder | undefined): Record
   return { [`${leg}Decoded`]: s.decoded, [`${leg}Concealed`]: s.concealed, [`${leg}Encoded`]: s.sent, [`${leg}TranscodeDropped`]: s.dropped };
 }
 
-function isPt(v: number): boolean {
-  return Number.isInteger(v) && v >= 0 && v <= 127;
-}
-
-function identityTable(): Uint8Array {
-  const t = new Uint8Array(128);
-  for (let i = 0; i < 128; i++) t[i] = i;
-  return t;
-}
-
 /**
  * Opens relays on ports from `media.rtpPorts`. One factory per gateway (the composition root
  * creates it); `closeAll()` on shutdown.
@@ -424,12 +401,16 @@ function identityTable(): Uint8Array {
 export class RtpRelayFactory {
   private readonly allocator: PortAllocator;
   private readonly v6: boolean;
+  private readonly random: Random;
+  private readonly cname: string;
   private readonly relays = new Set<RtpRelay>();
   private seq = 0;
 
   constructor(private readonly opts: RelayFactoryOptions) {
     this.allocator = new PortAllocator(opts.ports[0], opts.ports[1]);
     this.v6 = isIP(opts.bind) === 6;
+    this.random = opts.random ?? new SystemRandom();
+    this.cname = opts.cname ?? `hookswitch-${randomToken(this.random, 16)}`;
   }
 
   /** Opens 4 UDP sockets (RTP+RTCP per leg) on even/odd ports from the range; rejects when the range is exhausted. */
@@ -440,9 +421,9 @@ export class RtpRelayFactory {
       if (relay) relay.socketError(err);
       else this.opts.logger.warn('relay socket error', { relay: id, error: err.message });
     };
-    const bindPair = (port: number): Promise<BoundPair> => this.bindPair(port, onError);
+    const bindPair = (port: number): Promise<UdpPair> => bindUdpPair(this.opts.bind, port, onError);
     const a = await this.allocator.acquire(bindPair);
-    let b: { port: number; value: BoundPair };
+    let b: { port: number; value: UdpPair };
     try {
       b = await this.allocator.acquire(bindPair);
     } catch (err) {
@@ -451,9 +432,15 @@ export class RtpRelayFactory {
       this.allocator.release(a.port);
       throw err;
     }
-    relay = new RtpRelay(id, this.v6, { a, b }, this.opts.clock, this.opts.logger, (r) => {
-      this.relays.delete(r);
-      for (const port of r.ports()) this.allocator.release(port);
+    relay = new RtpRelay(id, this.v6, { a, b }, {
+      clock: this.opts.clock,
+      logger: this.opts.logger,
+      random: this.random,
+      cname: this.cname,
+      onClose: (r) => {
+        this.relays.delete(r);
+        for (const port of r.ports()) this.allocator.release(port);
+      },
     });
     this.relays.add(relay);
     this.opts.logger.info('relay opened', { relay: id, portA: a.port, portB: b.port });
@@ -468,45 +455,5 @@ export class RtpRelayFactory {
   /** Closes every open relay (shutdown). */
   closeAll(): void {
     for (const relay of [...this.relays]) relay.close();
-  }
-
-  private async bindPair(port: number, onError: (err: Error) => void): Promise<BoundPair> {
-    const rtp = await this.bindSocket(port, onError);
-    try {
-      return { rtp, rtcp: await this.bindSocket(port + 1, onError) };
-    } catch (err) {
-      closeQuietly(rtp);
-      throw err;
-    }
-  }
-
-  private bindSocket(port: number, onError: (err: Error) => void): Promise<dgram.Socket> {
-    const family = this.v6 ? 6 : 4;
-    return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({
-        type: this.v6 ? 'udp6' : 'udp4',
-        reuseAddr: false,
-        // Destinations are always IP literals (rinfo or checked in setRemote): skip dns.lookup per packet.
-        lookup: (address, _options, callback) => callback(null, address, family),
-      });
-      const onBindError = (err: Error): void => {
-        closeQuietly(socket);
-        reject(err);
-      };
-      socket.once('error', onBindError);
-      socket.bind({ address: this.opts.bind, port, exclusive: true }, () => {
-        socket.off('error', onBindError);
-        socket.on('error', onError);
-        resolve(socket);
-      });
-    });
-  }
-}
-
-function closeQuietly(socket: dgram.Socket): void {
-  try {
-    socket.close();
-  } catch {
-    // Not running (bind failed): nothing to close.
   }
 }

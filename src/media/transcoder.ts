@@ -7,7 +7,8 @@
  */
 import type { AudioCodec, AudioDecoder, AudioEncoder } from './codec/codec.ts';
 import type { Resampler, ResamplerFactory } from './resample/types.ts';
-import { decodeRtpHeader, RTP_FIXED_HEADER_LENGTH } from './rtp-packet.ts';
+import { decodeRtpHeader } from './rtp-packet.ts';
+import { RtpSender } from './rtp/rtp-sender.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
 
@@ -31,8 +32,21 @@ export interface TranscoderStats {
  * it when it is replaced or the relay closes.
  */
 export interface PacketTranscoder {
-  /** One received RTP packet (version 2, at least a fixed header) in, the packets to send out. */
-  push(packet: Uint8Array): Uint8Array[];
+  /**
+   * One received RTP packet (version 2, at least a fixed header) in, the packets to send out.
+   * `nowMs` (monotonic) dates what comes out, for the RTP timestamp of the sender reports.
+   */
+  push(packet: Uint8Array, nowMs?: number): Uint8Array[];
+  /**
+   * The stream it sends (RFC 3550 §7.3: like a mixer, it "generates a new data stream of its
+   * own"): SSRC, SR packet and octet counts, timeline. The relay runs RTCP for it on the leg it
+   * goes to; the leg sends the same codec back, so `sender.clockRate` is that stream's too.
+   */
+  readonly sender: RtpSender;
+  /** Name of the codec it sends (call statistics). */
+  readonly codec: string;
+  /** Whether `payloadType` arriving on the incoming leg is a telephone-event (no jitter sample, RFC 4733 §2.3). */
+  isEvent(payloadType: number): boolean;
   readonly stats: TranscoderStats;
   close(): void;
 }
@@ -52,7 +66,7 @@ export interface RtpTranscoderOptions {
   events?: { payloadTypes: readonly number[]; payloadType?: number };
   /** Outgoing packetisation in ms (default 20). */
   ptimeMs?: number;
-  /** Initial SSRC, sequence number and timestamp (RFC 3550 §5.1: random). */
+  /** Initial SSRC, sequence number and timestamp (RFC 3550 §5.1: random), for the {@link RtpSender}. */
   random: Random;
   logger?: Logger;
 }
@@ -86,9 +100,9 @@ export class RtpTranscoder implements PacketTranscoder {
   private lastSeq = 0;
   /** The incoming timestamp the next packet should carry if nothing was lost or suppressed. */
   private nextInTs = 0;
-  private readonly ssrc: number;
-  private seq: number;
-  private ts: number;
+  readonly sender: RtpSender;
+  readonly codec: string;
+  private nowMs: number | undefined;
   private marker = true;
   private eventInTs = -1;
   private eventOutTs = 0;
@@ -112,10 +126,12 @@ export class RtpTranscoder implements PacketTranscoder {
     this.decoder = opts.input.codec.createDecoder();
     this.encoder = opts.output.codec.createEncoder(ptime);
     this.pcm = new Int16Array(this.frame * 4);
-    const r = opts.random.bytes(10);
-    this.ssrc = r.readUInt32BE(0);
-    this.seq = r.readUInt16BE(4);
-    this.ts = r.readUInt32BE(6);
+    this.sender = new RtpSender({ random: opts.random, clockRate: b.clockRate });
+    this.codec = b.name;
+  }
+
+  isEvent(payloadType: number): boolean {
+    return this.inPts[payloadType & 0x7f] === 2;
   }
 
   /**
@@ -123,8 +139,9 @@ export class RtpTranscoder implements PacketTranscoder {
    * fills up) to send to the other leg. Malformed packets, duplicates, late packets and payload
    * types it does not know are counted in `stats.dropped` and yield nothing.
    */
-  push(packet: Uint8Array): Uint8Array[] {
+  push(packet: Uint8Array, nowMs?: number): Uint8Array[] {
     if (this.closed) return [];
+    this.nowMs = nowMs;
     let header;
     try {
       header = decodeRtpHeader(packet);
@@ -158,7 +175,7 @@ export class RtpTranscoder implements PacketTranscoder {
       if (gap > 0 && gap <= MAX_SILENCE_SECONDS * this.opts.input.codec.info.clockRate) {
         // Silence suppression or loss beyond concealment: the outgoing timeline jumps as well,
         // and the marker flags a talkspurt start (RFC 3551 §4.1).
-        this.ts = (this.ts + Math.round(gap * this.tickRatio)) >>> 0;
+        this.sender.skip(Math.round(gap * this.tickRatio) >>> 0);
         this.marker = true;
       } else if (gap !== 0) {
         this.marker = true;
@@ -228,9 +245,9 @@ export class RtpTranscoder implements PacketTranscoder {
     while (this.pcmLength - at >= this.frame) {
       const payload = this.encoder.encode(this.pcm.subarray(at, at + this.frame));
       at += this.frame;
-      out.push(this.packet(this.opts.output.payloadType, this.ts, payload, this.marker));
+      out.push(this.sender.packet(payload, { payloadType: this.opts.output.payloadType, ticks: this.frameTicks, marker: this.marker, nowMs: this.nowMs }));
+      this.stats.sent++;
       this.marker = false;
-      this.ts = (this.ts + this.frameTicks) >>> 0;
     }
     if (at > 0) {
       this.pcm.copyWithin(0, at, this.pcmLength);
@@ -257,31 +274,10 @@ export class RtpTranscoder implements PacketTranscoder {
     }
     if (timestamp !== this.eventInTs) {
       this.eventInTs = timestamp;
-      this.eventOutTs = this.ts;
+      this.eventOutTs = this.sender.timestamp;
     }
     this.stats.events++;
-    return [this.packet(pt, this.eventOutTs, payload, marker)];
-  }
-
-  private packet(pt: number, ts: number, payload: Uint8Array, marker: boolean): Uint8Array {
-    const p = new Uint8Array(RTP_FIXED_HEADER_LENGTH + payload.length);
-    const seq = this.seq;
-    this.seq = (seq + 1) & 0xffff;
-    p[0] = 0x80;
-    p[1] = (marker ? 0x80 : 0) | pt;
-    p[2] = seq >>> 8;
-    p[3] = seq & 0xff;
-    p[4] = ts >>> 24;
-    p[5] = (ts >>> 16) & 0xff;
-    p[6] = (ts >>> 8) & 0xff;
-    p[7] = ts & 0xff;
-    const s = this.ssrc;
-    p[8] = s >>> 24;
-    p[9] = (s >>> 16) & 0xff;
-    p[10] = (s >>> 8) & 0xff;
-    p[11] = s & 0xff;
-    p.set(payload, RTP_FIXED_HEADER_LENGTH);
     this.stats.sent++;
-    return p;
+    return [this.sender.eventPacket(payload, { payloadType: pt, timestamp: this.eventOutTs, marker })];
   }
 }

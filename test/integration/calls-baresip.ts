@@ -25,6 +25,7 @@ import { startBaresip, type Baresip, type BaresipCodec } from '../helpers/baresi
 import { findExecutable, freePort, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
+import { sleep, until } from '../helpers/wait.ts';
 
 const sipp = findExecutable('sipp');
 if (!sipp) throw new Error('sipp is not installed: run scripts/ci-deps.sh');
@@ -103,16 +104,6 @@ async function phone(ext: string, tone: keyof typeof tones, codec: BaresipCodec,
   return p;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    if (what()) return true;
-    await sleep(100);
-  }
-  return what();
-}
 
 /** What the phone heard in its newest call: dominant frequency, rate and channels of the recording. */
 function heard(p: Baresip): { frequency: number; ratio: number; rate: number; channels: number } {

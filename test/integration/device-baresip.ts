@@ -10,7 +10,7 @@
  * - The device calls a SIPp UAS behind a trunk (dial plan 9x.), which echoes its RTP: the device
  *   hears its own tone.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { startBaresip, type Baresip, type BaresipCodec } from '../helpers/baresi
 import { findExecutable, freePort, REPO_ROOT, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
+import { sleep, until, udpPortTaken } from '../helpers/wait.ts';
 
 if (!findExecutable('baresip')) throw new Error('baresip is not installed: run scripts/ci-deps.sh');
 const sipp = findExecutable('sipp');
@@ -97,16 +98,6 @@ async function phone(ext: string, codec: BaresipCodec, autoAnswer = false, extra
   return p;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    if (what()) return true;
-    await sleep(100);
-  }
-  return what();
-}
 
 /** The `hookswitch` CLI against the running gateway's control socket. */
 async function cli(...args: string[]): Promise<string> {
@@ -169,13 +160,6 @@ await t.test('baresip calls the device with each codec: each side hears the othe
 });
 
 
-function udpPortTaken(port: number): boolean {
-  try {
-    return execFileSync('ss', ['-Hlun', `sport = :${port}`], { encoding: 'utf8' }).trim().length > 0;
-  } catch {
-    return false;
-  }
-}
 
 await t.test('DTMF both ways and a call placed by the device', async (t) => {
   const since = keypad.events.length;
@@ -239,7 +223,7 @@ await t.test('SIP INFO DTMF from a phone reaches the device', async (t) => {
 await t.test('the device calls a SIPp callee behind a trunk and hears its own tone echoed', async (t) => {
   const callee = spawnSipp(sipp, ['-sn', 'uas', '-m', '1', '-rtp_echo', '-i', '127.0.0.1', '-p', String(uasPort), '-mp', String(await freePort())], 30_000);
   cleanups.push(() => callee.kill());
-  t.ok(await until(() => udpPortTaken(uasPort), 10_000), 'the SIPp callee is listening');
+  t.ok(await udpPortTaken(uasPort, 10_000), 'the SIPp callee is listening');
   t.match(await cli('call', '9555'), /call: /, 'hookswitch call 9555 goes to the trunk');
   t.ok(await until(() => logCount('device connected') >= 2, 10_000), 'the call connected', { log: gw.log().slice(-3000) });
   await sleep(CALL_MS);

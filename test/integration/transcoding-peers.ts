@@ -9,7 +9,11 @@
  *   (every packet SIPp echoed was decodable as PCMA, so the gateway sent PCMA to it).
  * - A PCMU-only baresip calls a G.722-only baresip extension: each hears the other's tone, at
  *   its own codec's rate.
- * Neither call may be refused with 488.
+ * Neither call may be refused with 488. While it transcodes, the gateway originates the stream
+ * each phone receives (RFC 3550 §7.3), so it sends that phone SR+SDES under its own SSRC and
+ * reads the phone's reports instead of dropping them: each baresip's RTCP session shows the
+ * gateway's SSRC as a member with a sent-packet count (taken from our SRs), and the gateway's
+ * "relay closed" line shows the phone's reports read and the round-trip time they gave.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +33,8 @@ const SCENARIOS = join(import.meta.dirname, '..', 'sipp');
 /** The gateway's RTP range, and the phones' ranges after it: below Linux's ephemeral ports. */
 const GW_RTP: [number, number] = [25000, 25099];
 const PHONE_RTP_BASE = 25100;
-const CALL_MS = 3000;
+/** Long enough for the first RTCP report, due 1.03..3.08 s after the stream starts (RFC 3550 §6.2, A.7). */
+const CALL_MS = 4000;
 const A_TONE = 440;
 const B_TONE = 1000;
 /** Tolerance of the frequency check: the analysis bins are 10 Hz wide. */
@@ -142,6 +147,30 @@ function runs(debug: string, codec: string): boolean {
   return tx === codec && rx === codec;
 }
 
+/**
+ * The members of baresip's RTCP session (libre's `rtcp_debug` in `audio_debug`): SSRC, and the
+ * packets that member said it sent (`psent`, from its sender reports; 0 without any).
+ */
+function rtcpMembers(debug: string): { ssrc: number; psent: number }[] {
+  return [...debug.matchAll(/member 0x([0-9a-f]+):[^\n]*\n\s*IP=\S+ psent=(\d+)/g)].map((m) => ({ ssrc: parseInt(m[1]!, 16), psent: Number(m[2]) }));
+}
+
+/**
+ * RFC 3550 §7.3 on a transcoded leg: the phone's RTCP session knows the gateway's SSRC (from the
+ * relay's close line) with a sent-packet count that only the gateway's SRs can have told it, and
+ * every RTCP datagram the phone sent was read by the gateway rather than dropped or forwarded.
+ * (baresip reports about every 5 s, so within the call its report need not answer an SR of ours:
+ * the round-trip time is shown when it did.)
+ */
+function gatewayRtcp(t: Test, relay: Record<string, string>, leg: 'a' | 'b', debug: string, who: string): void {
+  const ssrc = num(relay[`${leg}Ssrc`]);
+  const member = rtcpMembers(debug).find((m) => m.ssrc === ssrc);
+  t.ok(member !== undefined && member.psent > 0, `${who} received the gateway's SR for its SSRC 0x${ssrc.toString(16)} (psent=${member?.psent})`, { debug, relay });
+  t.ok(num(relay[`${leg}RtcpSent`]) >= 2, `the gateway sent ${who} ${relay[`${leg}RtcpSent`]} RTCP datagrams (reports and the closing BYE)`);
+  t.equal(num(relay[`${leg}Consumed`]), num(relay[`${leg}RtcpRead`]), `${who}'s RTCP (${relay[`${leg}Consumed`]} datagram(s)) was read by the gateway, none dropped or forwarded`);
+  t.comment(`${who}: RTT ${relay[`${leg}RttMs`] ?? 'not measured (no report of the phone followed an SR of ours)'}, jitter ${relay[`${leg}JitterMs`]} ms, lost ${relay[`${leg}Lost`]}`);
+}
+
 /** Fields of the gateway log lines with `msg`, in order (logfmt, values unquoted). */
 function logLines(msg: string): Record<string, string>[] {
   const out: Record<string, string>[] = [];
@@ -191,6 +220,7 @@ await t.test('a G.722-only phone calls a PCMA-only trunk callee: transcoded both
   t.ok(established, 'the call connects', { log: gw.log().slice(-4000), phone: g722Caller.log().slice(-2000) });
   const debug = established ? await audioDebug(g722Caller) : '';
   await sleep(CALL_MS);
+  const debugEnd = established ? await audioDebug(g722Caller) : '';
   await g722Caller.hangup();
   await g722Caller.waitEvent('CALL_CLOSED', { since, timeoutMs: 10_000 });
   const result = await callee.result;
@@ -219,8 +249,9 @@ await t.test('a G.722-only phone calls a PCMA-only trunk callee: transcoded both
   t.ok(num(relay.bDecoded) > min && num(relay.bEncoded) > min, `the echo decoded as PCMA and re-encoded (${relay.bDecoded} decoded, ${relay.bEncoded} sent)`, { relay });
   t.equal(num(relay.bTranscodeDropped), 0, 'every echoed packet carried PCMA, so the gateway sent PCMA (payload type 8) to the trunk');
   t.equal(num(relay.aTranscodeDropped), 0, 'no G.722 packet was refused');
-  // RFC 3550 §7.3: a mixer does not forward SR/RR across; the relay drops the phone's RTCP here.
-  t.comment(`RTCP from the phone not forwarded while transcoding: ${num(relay.aReceived) - num(relay.aForwarded)} packet(s)`);
+  // RFC 3550 §7.3: a mixer does not forward SR/RR across; it reports on its own stream instead.
+  gatewayRtcp(t, relay, 'a', debugEnd, 'the phone');
+  t.ok(num(relay.bRtcpSent) >= 1, `the trunk leg got the gateway's reports too (${relay.bRtcpSent}; SIPp's echo has no RTCP to answer with)`);
   noRefusal(t, [g722Caller], [since], endedBefore);
 });
 
@@ -239,6 +270,7 @@ await t.test('a PCMU-only phone calls a G.722-only phone: each hears the other\'
   t.ok(runs(debugA, 'PCMU'), 'the caller sends and receives PCMU (audio_debug)', { debugA });
   t.ok(runs(debugB, 'G722'), 'the callee sends and receives G.722 (audio_debug)', { debugB });
   await sleep(CALL_MS);
+  const [endA, endB] = up ? await Promise.all([audioDebug(pcmuCaller), audioDebug(g722Callee)]) : ['', ''];
   await pcmuCaller.hangup();
   await Promise.all([pcmuCaller.waitEvent('CALL_CLOSED', { since: sinceA }), g722Callee.waitEvent('CALL_CLOSED', { since: sinceB })]);
 
@@ -256,6 +288,8 @@ await t.test('a PCMU-only phone calls a G.722-only phone: each hears the other\'
   const min = (CALL_MS / 20) * 0.5;
   t.ok(num(relay.aDecoded) > min && num(relay.bDecoded) > min, `both directions were transcoded (${relay.aDecoded} PCMU and ${relay.bDecoded} G.722 packets decoded)`, { relay });
   t.equal(num(relay.aTranscodeDropped) + num(relay.bTranscodeDropped), 0, 'no packet was refused');
+  gatewayRtcp(t, relay, 'a', endA, 'the PCMU caller');
+  gatewayRtcp(t, relay, 'b', endB, 'the G.722 callee');
   noRefusal(t, [pcmuCaller, g722Callee], [sinceA, sinceB], endedBefore);
 });
 

@@ -1,16 +1,15 @@
 /**
  * Calls through the upstream trunk (issue 3, acceptance 4): kamailio 5.6 plays the provider.
- * hookswitch registers to it as `hookswitch`; a baresip phone is registered to hookswitch as the
- * device extension 101.
+ * hookswitch registers to it as `hookswitch`; a baresip phone is registered to hookswitch as
+ * extension 101.
  * - Inbound: a SIPp caller INVITEs `hookswitch` at kamailio, which looks up the gateway's
  *   binding and relays; the gateway accepts the call without a challenge because it comes from
- *   the trunk's address and port, routes it by the dial plan (no rule: the device), and baresip
+ *   the trunk's address and port, routes it by the dial plan (the trunk's number to 101), and baresip
  *   hears the caller's 1500 Hz PCMU stream.
  * - Outbound: baresip dials 9123, the dial plan sends it to the trunk, kamailio challenges the
  *   gateway (407, which it answers with the trunk credentials) and relays to a SIPp callee
  *   behind it that echoes RTP, so baresip hears its own 440 Hz tone back.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { findExecutable, freePort, startGateway } from '../helpers/gateway-proce
 import { startKamailio } from '../helpers/kamailio.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
+import { until, udpPortTaken } from '../helpers/wait.ts';
 
 const sipp = findExecutable('sipp');
 if (!sipp) throw new Error('sipp is not installed: run scripts/ci-deps.sh');
@@ -89,12 +89,13 @@ writeFileSync(
   config,
   JSON.stringify({
     sip: { domain: 'hookswitch.test', authAlgorithms: ['MD5'] },
-    device: { extension: '101' },
+    device: { extension: '100' },
     extensions: { '101': { password: PHONE_PASSWORD, name: 'Desk' } },
     media: { rtpPorts: [41000, 41099] },
     dialplan: [
       { match: '*43', to: 'echo' },
       { match: '9x.', to: 'trunk:kam' },
+      { match: `/^${TRUNK_USER}$/`, to: 'extension:101' },
     ],
     trunks: [
       { name: 'kam', host: '127.0.0.1', port: kamPort, username: TRUNK_USER, password: TRUNK_PASSWORD, register: true, expires: 120 },
@@ -117,25 +118,7 @@ const phone: Baresip = await startBaresip({
 cleanups.push(() => phone.stop());
 
 /** Whether something has bound UDP `port` on 127.0.0.1 within `timeoutMs` (SIPp starting up). */
-async function udpPortTaken(port: number, timeoutMs: number): Promise<boolean> {
-  return until(() => {
-    try {
-      const out = execFileSync('ss', ['-Hlun', `sport = :${port}`], { encoding: 'utf8' });
-      return out.trim().length > 0;
-    } catch {
-      return false;
-    }
-  }, timeoutMs);
-}
 
-async function until(what: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = performance.now() + timeoutMs;
-  while (performance.now() < end) {
-    if (what()) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return what();
-}
 
 /** The dominant frequency of the newest recording of what the phone received. */
 function heardByPhone(): { frequency: number; ratio: number } {
@@ -151,7 +134,7 @@ await t.test('the phone and the trunk are registered', async (t) => {
   t.ok(await until(() => kam.contacts(TRUNK_USER).length > 0, 10_000), 'kamailio holds the gateway binding', { log: gw.log().slice(-3000) });
 });
 
-await t.test('a provider-side caller reaches the device extension through kamailio, with audio', async (t) => {
+await t.test('a provider-side caller reaches the extension its number routes to, through kamailio, with audio', async (t) => {
   const tone = join(work, 'caller-1500-mulaw.wav');
   writeMulawTone(tone, 1500, 10);
   const since = phone.events.length;

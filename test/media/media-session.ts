@@ -43,7 +43,7 @@ class FakeRelay implements MediaRelay {
     return leg === 'a' ? 1500 : 40;
   }
   stats(): RelayStats {
-    return { forwarded: 0, dropped: 0, received: 0 };
+    return { forwarded: 0, dropped: 0, consumed: 0, received: 0 };
   }
   close(): void {
     this.closes++;

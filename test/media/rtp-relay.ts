@@ -13,7 +13,9 @@ import { relayedMediaFactory } from '../../src/media/media-session.ts';
 import { loadSpeexResampler } from '../../src/media/resample/speex-resampler.ts';
 import { parseSdp } from '../../src/media/sdp.ts';
 import type { PacketTranscoder } from '../../src/media/transcoder.ts';
-import { SeededRandom } from '../../src/runtime/random.ts';
+import { SeededRandom, type Random } from '../../src/runtime/random.ts';
+import { compactNtp, decodeRtcp, encodeRtcp, msToCompactNtp, ntpToUnixMs } from '../../src/media/rtcp/rtcp-packet.ts';
+import { RtpSender } from '../../src/media/rtp/rtp-sender.ts';
 import { sine } from '../helpers/fake-codecs.ts';
 import { dominantFrequency } from '../helpers/wav.ts';
 
@@ -177,8 +179,8 @@ t.test('RTP and RTCP (on port + 1) are relayed both ways from the leg ports', as
   await b.rtcp.send(rtcp(0x2222), pb + 1);
   t.same((await a.rtcp.next()).msg, rtcp(0x2222), 'b → a RTCP');
 
-  t.same(relay.stats('a'), { received: 2, forwarded: 2, dropped: 0 });
-  t.same(relay.stats('b'), { received: 2, forwarded: 2, dropped: 0 });
+  t.same(relay.stats('a'), { received: 2, forwarded: 2, dropped: 0, consumed: 0 });
+  t.same(relay.stats('b'), { received: 2, forwarded: 2, dropped: 0, consumed: 0 });
 });
 
 t.test('a=rtcp port from the SDP is used until RTCP latches', async (t) => {
@@ -221,7 +223,7 @@ t.test('once latched, packets from any other source are dropped and counted', as
   t.same((await b.rtcp.next()).msg, rtcp(0x1111), 'the latched RTCP source goes through');
   t.equal((await b.rtp.next()).msg.readUInt16BE(2), 2, 'the next packet from the latched source is relayed');
   t.equal(b.rtp.queue.length + b.rtcp.queue.length, 0, 'the intruder packets were not');
-  t.same(relay.stats('a'), { received: 6, forwarded: 4, dropped: 2 });
+  t.same(relay.stats('a'), { received: 6, forwarded: 4, dropped: 2, consumed: 0 });
 });
 
 t.test('malformed packets and packets with nowhere to go are dropped and counted', async (t) => {
@@ -237,8 +239,8 @@ t.test('malformed packets and packets with nowhere to go are dropped and counted
   await a.rtcp.send(Buffer.from([0x80, 201, 0]), pa + 1);
   await a.rtcp.send(rtcp(1), pa + 1);
   t.same((await b.rtcp.next()).msg, rtcp(1), 'a 3-byte RTCP packet is dropped, a valid one relayed');
-  t.same(relay.stats('a'), { received: 6, forwarded: 2, dropped: 4 });
-  t.same(relay.stats('b'), { received: 0, forwarded: 0, dropped: 0 });
+  t.same(relay.stats('a'), { received: 6, forwarded: 2, dropped: 4, consumed: 0 });
+  t.same(relay.stats('b'), { received: 0, forwarded: 0, dropped: 0, consumed: 0 });
 
   relay.setRemote('b', { address: '0.0.0.0', port: b.rtp.port });
   await a.rtp.send(rtp({ sequence: 3 }), pa);
@@ -249,7 +251,7 @@ t.test('malformed packets and packets with nowhere to go are dropped and counted
   relay.setRemote('b', b.sdp);
   await a.rtp.send(rtp({ sequence: 5 }), pa);
   t.equal((await b.rtp.next()).msg.readUInt16BE(2), 5, 'hold address 0.0.0.0 and port 0 receive nothing');
-  t.same(relay.stats('a'), { received: 9, forwarded: 3, dropped: 6 });
+  t.same(relay.stats('a'), { received: 9, forwarded: 3, dropped: 6, consumed: 0 });
 });
 
 t.test('unusable peers: no sending, a warning; send failures are logged once and the call goes on', async (t) => {
@@ -266,7 +268,7 @@ t.test('unusable peers: no sending, a warning; send failures are logged once and
     await received(relay, 'a', n);
     t.ok(logger.records.some((r) => r.level === 'warn' && r.msg === c.warning && r.fields.address === c.address), `${c.name}: warned`);
   }
-  t.same(relay.stats('a'), { received: 2, forwarded: 0, dropped: 2 }, 'nothing sent');
+  t.same(relay.stats('a'), { received: 2, forwarded: 0, dropped: 2, consumed: 0 }, 'nothing sent');
 
   relay.setRemote('b', { address: '255.255.255.255', port: 5004 }); // broadcast is refused by a socket without SO_BROADCAST
   await a.rtp.send(rtp({ sequence: 3 }), pa);
@@ -324,7 +326,7 @@ t.test('echo mode reflects RTP and RTCP to the sending leg, unmapped', async (t)
   await a.rtcp.send(rtcp(5), pa + 1);
   t.same((await a.rtcp.next()).msg, rtcp(5), 'RTCP reflected');
   t.equal(b.rtp.queue.length, 0, 'the other leg gets nothing');
-  t.same(relay.stats('a'), { received: 2, forwarded: 2, dropped: 0 });
+  t.same(relay.stats('a'), { received: 2, forwarded: 2, dropped: 0, consumed: 0 });
 });
 
 t.test('transfer: setRemote to a new address resets latching; a new SSRC continues the stream', async (t) => {
@@ -447,19 +449,49 @@ t.test('an IPv6 bind address relays over IPv6', async (t) => {
   t.equal((await got).readUInt16BE(2), 6);
 });
 
-/** A transcoder stand-in: answers each packet with `copies` packets of its own, or throws. */
+/** A Random that hands out `bytes` in order: an RtpSender with a chosen SSRC, sequence and timestamp. */
+class ScriptedRandom implements Random {
+  private at = 0;
+  constructor(private readonly data: Buffer) {}
+  bytes(n: number): Buffer {
+    const out = Buffer.alloc(n);
+    this.data.copy(out, 0, this.at, this.at + n);
+    this.at += n;
+    return out;
+  }
+}
+
+/** An RtpSender whose stream starts with `ssrc`, `sequence` and `timestamp`. */
+function senderWith(ssrc: number, sequence: number, timestamp = 1000): RtpSender {
+  const b = Buffer.alloc(10);
+  b.writeUInt32BE(ssrc, 0);
+  b.writeUInt16BE(sequence, 4);
+  b.writeUInt32BE(timestamp, 6);
+  return new RtpSender({ random: new ScriptedRandom(b), clockRate: 8000 });
+}
+
+/** A transcoder stand-in: answers each packet with `copies` packets of its own stream (PCMA, 10-byte payloads), or throws. */
 class FakeTranscoder implements PacketTranscoder {
   readonly stats = { decoded: 0, concealed: 0, sent: 0, dropped: 0, events: 0 };
+  readonly codec = 'PCMA';
+  readonly sender: RtpSender;
   closed = 0;
   constructor(
     private readonly copies: number,
     private readonly fail = false,
-  ) {}
-  push(packet: Uint8Array): Uint8Array[] {
+    ssrc = 0x7777,
+    sequence = 10,
+  ) {
+    this.sender = senderWith(ssrc, sequence);
+  }
+  push(_packet: Uint8Array, nowMs?: number): Uint8Array[] {
     if (this.fail) throw new Error('codec exploded');
     this.stats.decoded++;
-    const seq = decodeRtpHeader(packet).sequence;
-    return Array.from({ length: this.copies }, (_, i) => rtp({ sequence: seq * 10 + i, payloadType: 8, ssrc: 0x7777 }, 'transcoded'));
+    this.stats.sent += this.copies;
+    return Array.from({ length: this.copies }, () => this.sender.packet(Buffer.from('transcoded'), { payloadType: 8, ticks: 160, nowMs }));
+  }
+  isEvent(pt: number): boolean {
+    return pt === 101;
   }
   close(): void {
     this.closed++;
@@ -478,7 +510,7 @@ t.test('a transcoder on a leg turns each RTP packet into its packets; RTCP of th
   await b.rtp.send(rtp({ sequence: 5, ssrc: 0x2222 }), relay.localPort('b'));
   t.equal(decodeRtpHeader((await a.rtp.next()).msg).ssrc, 0x2222, 'the other direction still relays');
   t.equal(b.rtcp.queue.length, 0, 'no RTCP towards b');
-  t.same(relay.stats('a'), { received: 2, forwarded: 1, dropped: 1 }, 'one packet in, forwarded; RTCP dropped');
+  t.same(relay.stats('a'), { received: 2, forwarded: 1, dropped: 1, consumed: 0 }, 'one packet in, forwarded; RTCP dropped');
 
   relay.setEcho(true);
   await a.rtp.send(rtp({ sequence: 2 }), pa);
@@ -493,16 +525,94 @@ t.test('a transcoder on a leg turns each RTP packet into its packets; RTCP of th
   t.equal(logger.records.filter((r) => r.msg.startsWith('transcoder failed')).length, 1, 'a failing codec is logged once');
   t.equal(relay.stats('a').dropped, 3, 'and its packets dropped');
 
+  relay.setTranscoder('a', new FakeTranscoder(1, false, 0x8888, 500));
+  await a.rtp.send(rtp({ sequence: 5 }), pa);
+  const fresh = decodeRtpHeader((await b.rtp.next()).msg);
+  t.same([fresh.ssrc, fresh.sequence], [0x8888, 500], 'a new transcoder\'s stream reaches b under its own SSRC (a new source, RFC 3550 §7.3)');
   relay.setTranscoder('a', undefined);
   await a.rtp.send(rtp({ sequence: 6 }), pa);
   const relayed = await b.rtp.next();
   const h = decodeRtpHeader(relayed.msg);
   t.equal(relayed.msg.subarray(12).toString(), 'voice', 'without a transcoder packets are relayed again');
-  t.same([h.ssrc, h.sequence, h.marker], [0x7777, 12, true], 'continuing the transcoded stream b received (SSRC, sequence, marker)');
+  t.same([h.ssrc, h.sequence, h.marker], [0x8888, 501, true], 'continuing the transcoded stream b received (SSRC, sequence, marker)');
   const last = new FakeTranscoder(1);
   relay.setTranscoder('b', last);
   relay.close();
   t.equal(last.closed, 1, 'close closes the transcoders');
+});
+
+/** Waits (at most 2 s of real time) until `cond` holds. */
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 2000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+t.test('while a leg is transcoded the gateway runs RTCP for its own stream there: SR+SDES, the peer\'s RR read, BYE at close', async (t) => {
+  const clock = new ManualClock(1000);
+  const logger = new MemoryLogger();
+  const factory = new RtpRelayFactory({ bind: HOST, ports: RELAY_RANGE, clock, logger, random: new SeededRandom(11), cname: 'gw@test' });
+  const relay = await factory.open();
+  t.teardown(() => factory.closeAll());
+  const a = await Phone.open(t);
+  const b = await Phone.open(t);
+  relay.setRemote('a', a.sdp);
+  relay.setRemote('b', b.sdp);
+  const pa = relay.localPort('a');
+  const pb = relay.localPort('b');
+  relay.setTranscoder('a', new FakeTranscoder(1));
+  const startedAt = clock.now();
+  for (let i = 0; i < 5; i++) {
+    clock.advance(20);
+    await a.rtp.send(rtp({ sequence: 100 + i }), pa);
+    await b.rtp.send(rtp({ sequence: 300 + i, ssrc: 0x2222 }, 'reply'), pb);
+    t.equal(decodeRtpHeader((await b.rtp.next()).msg).ssrc, 0x7777, `transcoded packet ${i + 1} reaches b`);
+    await a.rtp.next();
+  }
+  // The phone on b reported before the gateway did: that RTCP is not a's business any more.
+  await b.rtcp.send(rtcp(0x2222), pb + 1);
+  await waitFor(() => relay.stats('b').consumed === 1, 'b\'s first RTCP');
+
+  // RFC 3550 §6.2/A.7: the first report after half the 5 s minimum, randomised over
+  // [0.5, 1.5] / (e - 3/2): between 1026 and 3078 ms after the stream started.
+  clock.advance(startedAt + 1020 - clock.now());
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  t.equal(b.rtcp.queue.length, 0, 'no report before 1026 ms');
+  clock.advance(startedAt + 3080 - clock.now());
+  const [sr, sdes] = decodeRtcp((await b.rtcp.next()).msg);
+  t.ok(sr?.type === 'sr', 'a sender report');
+  if (sr?.type !== 'sr') return;
+  t.same([sr.ssrc, sr.packetCount, sr.octetCount], [0x7777, 5, 50], 'with the transcoder\'s SSRC, its 5 packets and 50 payload octets (§6.4.1)');
+  t.same(sr.reports.map((r) => [r.ssrc, r.cumulativeLost, r.extendedHighestSequence]), [[0x2222, 0, 304]], 'one report block on the stream b sends (A.3)');
+  const srSentAt = ntpToUnixMs(sr.ntp) - (clock.wallNow() - clock.now());
+  t.ok(srSentAt - startedAt >= 1026 && srSentAt - startedAt <= 3078, `sent ${(srSentAt - startedAt).toFixed(0)} ms after the stream started`);
+  t.equal(b.rtcp.queue.length, 0, 'one report in that time');
+  t.same(sdes?.type === 'sdes' ? sdes.chunks.map((c) => [c.ssrc, c.items[0]?.text]) : [], [[0x7777, 'gw@test']], 'SDES CNAME for the same SSRC (§6.1)');
+  t.equal(a.rtcp.queue.length, 0, 'leg a, whose stream is relayed unchanged, gets no report of the gateway');
+
+  // b's receiver report about the gateway's stream, having held the SR 10 ms.
+  clock.advance(40);
+  const expectedRtt = clock.now() - srSentAt - 10;
+  const rr = encodeRtcp([
+    { type: 'rr', ssrc: 0x2222, reports: [{ ssrc: 0x7777, fractionLost: 0, cumulativeLost: 2, extendedHighestSequence: 14, jitter: 80, lastSr: compactNtp(sr.ntp), delaySinceLastSr: msToCompactNtp(10) }] },
+    { type: 'sdes', chunks: [{ ssrc: 0x2222, items: [{ type: 1, text: 'b@phone' }] }] },
+  ]);
+  await b.rtcp.send(rr, pb + 1);
+  await waitFor(() => relay.stats('b').consumed === 2, 'b\'s receiver report');
+  t.equal(a.rtcp.queue.length, 0, 'and it is not forwarded to a');
+  t.same(relay.stats('b'), { received: 7, forwarded: 5, dropped: 0, consumed: 2 }, 'b: 5 RTP relayed, 2 RTCP read');
+
+  relay.close();
+  const bye = decodeRtcp((await b.rtcp.next()).msg);
+  t.same(bye.map((p) => p.type), ['sr', 'sdes', 'bye'], 'close: a last SR, SDES and BYE (§6.6)');
+  t.same(bye[2]?.type === 'bye' ? bye[2].ssrcs : [], [0x7777], 'BYE for the gateway\'s SSRC');
+  const closed = logger.records.find((r) => r.msg === 'relay closed')?.fields ?? {};
+  // A.1: the first packet of a source is on probation, so 4 of b's 5 packets count.
+  t.match(closed, { bSsrc: 0x7777, bPacketsSent: 5, bPacketsReceived: 4, bLost: 0, bRemoteLost: 2, bRemoteJitterMs: 10, bRtcpSent: 2, bRtcpRead: 2, bCodec: 'PCMA', bConsumed: 2 }, 'the close line carries b\'s call statistics', { closed });
+  t.ok(typeof closed.bRttMs === 'number' && Math.abs((closed.bRttMs as number) - expectedRtt) < 0.5, `round-trip time A - LSR - DLSR = ${expectedRtt.toFixed(1)} ms (§6.4.1), got ${String(closed.bRttMs)}`);
+  t.notOk('aRtcpSent' in closed, 'no RTCP of the gateway on a');
 });
 
 /** What a phone receives in `seconds` of 20 ms packets: the decoded PCM. */

@@ -167,6 +167,21 @@ t.test('telephone-event is relayed renumbered at the audio position, or dropped 
   t.equal(dropper.stats.dropped, 2);
 });
 
+t.test('its RtpSender accounts for exactly what it sent: SSRC, SR packet and octet counts, timeline (RFC 3550 §6.4.1)', async (t) => {
+  const event = (seq: number, ts: number) => packet({ seq, ts, pt: 101, payload: Uint8Array.from([5, 0x0a, 0, 160]) });
+  const tr = transcoder({ output: { codec: X, payloadType: 8 }, events: { payloadTypes: [101], payloadType: 100 } });
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < 10; i++) out.push(...tr.push(packet({ seq: 1 + i, ts: i * 160 }), 5000 + i * 20));
+  out.push(...tr.push(event(11, 1600), 5200));
+  const hs = headers(out);
+  const s = tr.sender;
+  t.same([s.ssrc, s.packetCount, s.octetCount], [hs[0]!.ssrc, out.length, out.reduce((n, p) => n + p.length - 12, 0)], `${out.length} packets (an event among them) and their payload octets under the stream's SSRC`);
+  t.equal(s.packetCount, tr.stats.sent, 'the same count as the stats');
+  t.equal(s.clockRate, 8000, 'in the outgoing clock');
+  t.equal(s.rtpTimestampAt(5180 + 40), (hs[9]!.timestamp + 320) >>> 0, 'the SR timestamp extrapolates from the last audio packet and its time');
+  t.same([tr.isEvent(101), tr.isEvent(96), tr.codec], [true, false, 'X'], 'telephone-event told apart for jitter; the codec named for statistics');
+});
+
 t.test('offers list pass-through codecs first, then what the gateway transcodes to', async (t) => {
   const G722 = fakeCodec({ name: 'G722', sampleRate: 16000, clockRate: 8000, staticPayloadType: 9 });
   const OPUSLIKE = fakeCodec({ name: 'W', sampleRate: 48000 });
