@@ -146,7 +146,7 @@ async function deviceCalls(): Promise<DeviceCallResult[]> {
       extensions: Object.fromEntries(codecs.map((c) => [c.ext, { password: password(c.ext) }])),
       device: { extension: '100', autoAnswer: true },
       media: { rtpPorts: [27000, 27199], bind: '127.0.0.1', codecs: ['PCMU', 'G722', 'opus'] },
-      audio: { backend: 'file', capture: mic, playback: ear, rate: CARD_RATE },
+      audio: { backend: 'file', capture: mic, playback: ear, rate: CARD_RATE, periodMs: Number(process.env.BENCH_PERIOD_MS ?? 20) },
       registrar: { qualifySeconds: 0 },
     }),
   );

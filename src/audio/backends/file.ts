@@ -20,6 +20,9 @@ export interface FileBackendOptions {
   loop?: boolean;
 }
 
+/** Playback is written to the file in chunks of this much audio. */
+const WRITE_BATCH_MS = 500;
+
 /**
  * A device made of WAV files: capture plays `capture` (16-bit PCM mono at the device rate) one
  * frame per `frameMs` of clock time, looping or followed by silence; playback is streamed into
@@ -46,6 +49,9 @@ export class FileAudioDevice implements AudioDevice {
   private captureFrames = 0;
   private silenceFrames = 0;
   private stopping: Promise<void> | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly batchBytes: number;
 
   constructor(
     private readonly opts: AudioDeviceOptions,
@@ -54,6 +60,7 @@ export class FileAudioDevice implements AudioDevice {
     private readonly loop: boolean,
   ) {
     this.frameSamples = frameSamplesOf(opts.rate, opts.frameMs);
+    this.batchBytes = Math.round((opts.rate * 2 * WRITE_BATCH_MS) / 1000);
     this.source = opts.capture ? readCaptureWav(opts.capture, opts.rate) : new Int16Array(0);
     this.pacer = new FramePacer(clock, opts.frameMs, () => this.deliver(), 'audio.file.capture');
   }
@@ -79,7 +86,17 @@ export class FileAudioDevice implements AudioDevice {
     }
     const bytes = pcmToBytes(pcm);
     this.writtenBytes += bytes.length;
-    this.out.write(bytes);
+    // Written in batches: one write per frame would wake the process for every completion.
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= this.batchBytes) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pendingBytes === 0 || !this.out || this.outFailed) return;
+    this.out.write(Buffer.concat(this.pending, this.pendingBytes));
+    this.pending = [];
+    this.pendingBytes = 0;
   }
 
   stop(): Promise<void> {
@@ -134,6 +151,7 @@ export class FileAudioDevice implements AudioDevice {
 
   private async finish(): Promise<void> {
     this.pacer.stop();
+    this.flush();
     const out = this.out;
     if (!out) return;
     await new Promise<void>((resolve) => {
