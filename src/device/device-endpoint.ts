@@ -14,6 +14,8 @@ import type { DtmfDigit } from '../media/dtmf/types.ts';
 import type { DeviceMedia } from '../media/endpoint/device-media.ts';
 import type { Clock, TimerHandle } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { ToneName } from '../media/tone/tone-sets.ts';
+import type { LineEvents, PhoneLine } from '../phone/types.ts';
 import { CallProgressTones, type ProgressTone } from './call-progress.ts';
 
 export type DeviceState = 'idle' | 'ringing' | 'dialing' | 'connected';
@@ -56,6 +58,34 @@ export class DeviceEndpoint implements DevicePort {
   private readonly digitListeners: ((digit: DtmfDigit) => void)[] = [];
   private readonly digits: DtmfDigit[] = [];
   private readonly log: Logger;
+  /** The phone logic (handset, intercom) following the line, once attached. */
+  private phone: LineEvents | undefined;
+
+  /**
+   * The device's line for the phone logic. Once something listens on it, the device no longer
+   * answers by itself nor plays call-progress tones of its own: the phone logic decides.
+   */
+  readonly line: PhoneLine = {
+    dial: async (number) => {
+      const placed = await this.place(number);
+      return placed.ok ? { ok: true } : placed;
+    },
+    answer: () => this.answerCall(),
+    hangup: () => this.current?.call.hangup(),
+    sendDigits: (digits) => {
+      this.sendDigits(digits);
+    },
+    playTone: (name) => {
+      if (name) this.playTone(name);
+      else {
+        this.stopTone();
+        if (!this.current) void this.closeAudio();
+      }
+    },
+    listen: (events) => {
+      this.phone = events;
+    },
+  };
 
   constructor(private readonly opts: DeviceEndpointOptions) {
     this.log = opts.logger;
@@ -84,15 +114,23 @@ export class DeviceEndpoint implements DevicePort {
     this.current = { call, media, state: 'ringing', since: this.opts.clock.now() };
     this.stopTone();
     this.log.info('device ringing', { call: call.id, from: caller.user, ...(caller.display ? { name: caller.display } : {}) });
-    if (this.opts.autoAnswer) this.opts.clock.setTimer(0, () => this.answerCall(), 'auto-answer');
+    if (this.phone) this.tell('incoming', () => this.phone!.incoming(caller));
+    else if (this.opts.autoAnswer) this.opts.clock.setTimer(0, () => this.answerCall(), 'auto-answer');
     return this.follow(call);
   }
 
   // ---- commands (control socket) ----
 
   async dial(number: string): Promise<ControlReply> {
-    if (this.current) return { ok: false, error: `the device is ${this.current.state}` };
-    if (this.placing) return { ok: false, error: 'the device is dialing' };
+    const placed = await this.place(number);
+    if (!placed.ok) return { ok: false, error: placed.status === 0 ? placed.reason : `${placed.status} ${placed.reason}` };
+    return { ok: true, call: placed.call, state: this.state };
+  }
+
+  /** Places a call from the device; status 0 means the device itself is busy. */
+  private async place(number: string): Promise<{ ok: true; call: string } | { ok: false; status: number; reason: string }> {
+    if (this.current) return { ok: false, status: 0, reason: `the device is ${this.current.state}` };
+    if (this.placing) return { ok: false, status: 0, reason: 'the device is dialing' };
     this.placing = true;
     let placed: Awaited<ReturnType<DeviceEndpointOptions['dial']>>;
     try {
@@ -106,11 +144,11 @@ export class DeviceEndpoint implements DevicePort {
     }
     if ('status' in placed) {
       this.log.info('device call refused', { to: number, status: placed.status, reason: placed.reason });
-      return { ok: false, error: `${placed.status} ${placed.reason}` };
+      return { ok: false, status: placed.status, reason: placed.reason };
     }
     this.openAudio();
     this.log.info('device calling', { call: placed.id, to: number });
-    return { ok: true, call: placed.id, state: this.state };
+    return { ok: true, call: placed.id };
   }
 
   answer(): ControlReply {
@@ -178,7 +216,8 @@ export class DeviceEndpoint implements DevicePort {
       ringing: () => {
         if (!mine()) return;
         this.log.info('device hears ringing', { call: call.id });
-        if (!this.current!.media.stream.receiving) this.playTone('ringback');
+        if (this.phone) this.tell('ringing', () => this.phone!.ringing());
+        else if (!this.current!.media.stream.receiving) this.playTone('ringback');
       },
       connected: () => {
         if (!mine()) return;
@@ -187,6 +226,7 @@ export class DeviceEndpoint implements DevicePort {
         this.stopTone();
         this.openAudio();
         this.log.info('device connected', { call: call.id, remote: call.remote.user, codec: this.current!.media.stream.codecName ?? '-' });
+        if (this.phone) this.tell('connected', () => this.phone!.connected());
       },
       info: (contentType, body) => {
         const event = contentType === undefined ? undefined : parseDtmfInfo(contentType, body);
@@ -199,7 +239,12 @@ export class DeviceEndpoint implements DevicePort {
         const wasDialing = this.current!.state === 'dialing';
         this.current = undefined;
         this.log.info('device call ended', { call: call.id, reason: cause, ...(status === undefined ? {} : { status }) });
-        if (wasDialing && status !== undefined && status !== 487) {
+        if (this.phone) {
+          this.stopTone();
+          this.tell('ended', () => this.phone!.ended(cause, status));
+          // The phone logic may have started a tone (busy, congestion): the card stays open for it.
+          if (!this.tone) void this.closeAudio();
+        } else if (wasDialing && status !== undefined && status !== 487) {
           this.playTone(status === 486 || status === 600 ? 'busy' : 'congestion', FAILURE_TONE_MS);
         } else {
           this.stopTone();
@@ -227,6 +272,7 @@ export class DeviceEndpoint implements DevicePort {
     this.digits.push(digit);
     if (this.digits.length > DIGIT_HISTORY) this.digits.shift();
     this.log.info('dtmf received', { call: this.current?.call.id, digit: digit.digit, source: digit.source, ms: digit.durationMs });
+    if (this.phone) this.tell('digit', () => this.phone!.digit(digit));
     for (const fn of this.digitListeners) {
       try {
         fn(digit);
@@ -236,7 +282,16 @@ export class DeviceEndpoint implements DevicePort {
     }
   }
 
-  private playTone(name: 'ringback' | 'busy' | 'congestion', forMs?: number): void {
+  /** Runs a phone-logic callback; its failure is logged, never thrown into the call layer. */
+  private tell(event: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error('phone logic failed', { event, reason: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  private playTone(name: ToneName, forMs?: number): void {
     this.stopTone();
     this.openAudio();
     this.tone = this.opts.tones.start(name);

@@ -425,3 +425,45 @@ t.test('callbacks of a call that is no longer current change nothing', async (t)
   cur.call.local!.connected();
   t.equal(r.endpoint.state, 'connected');
 });
+
+t.test('the line for the phone logic: events instead of auto-answer and own tones', async (t) => {
+  const r = rig({ autoAnswer: true });
+  const events: string[] = [];
+  r.endpoint.line.listen({
+    incoming: (c) => events.push(`incoming ${c.user}`),
+    ringing: () => events.push('ringing'),
+    connected: () => events.push('connected'),
+    ended: (cause, status) => events.push(`ended ${cause} ${status ?? '-'}`),
+    digit: (d) => events.push(`digit ${d.digit} ${d.source}`),
+  });
+  const { call } = incoming(r);
+  r.clock.advance(100);
+  t.same(events, ['incoming 100'], 'a call rings the phone logic');
+  t.equal(call.answered, 0, 'and is not answered by itself');
+  t.equal(r.endpoint.line.answer(), true, 'line.answer answers it');
+  call.local!.connected();
+  t.equal(call.local!.info('application/dtmf-relay', Buffer.from('Signal=5\r\nDuration=100\r\n')), 200, 'INFO accepted');
+  r.endpoint.line.hangup();
+  t.same(call.hungUp, [undefined], 'line.hangup hangs up');
+  call.local!.ended('hung up by the device');
+  t.same(events, ['incoming 100', 'connected', 'digit 5 info', 'ended hung up by the device -'], 'connected, digit and end reach the phone logic');
+
+  // Outgoing: the phone logic chooses the tones.
+  events.length = 0;
+  r.endpoint.line.playTone('dial');
+  t.same(r.tones.started, ['dial'], 'line.playTone plays the dial tone');
+  const dialTone = new CallProgressTones('de', RATE).start('dial');
+  t.same(r.capture(), dialTone.next(FRAME), 'on the card');
+  t.same(await r.endpoint.line.dial('200'), { ok: true }, 'line.dial places the call');
+  r.lastDialled!.local!.ringing();
+  t.same(r.tones.started, ['dial'], 'no ringback of the device’s own: the phone logic plays it');
+  r.lastDialled!.local!.ended('rejected 486', 486);
+  t.same(events, ['ringing', 'ended rejected 486 486'], 'ringing and the failure reach the phone logic');
+  t.same(r.tones.started, ['dial'], 'no busy tone of its own either');
+  r.endpoint.line.playTone('busy');
+  t.same(r.tones.started, ['dial', 'busy'], 'the phone logic plays busy');
+  r.endpoint.line.playTone(undefined);
+  t.ok(r.backend.devices.at(-1)!.stopped, 'stopping the tone with no call closes the card');
+  r.dialResult = async () => ({ status: 404, reason: 'Not Found' });
+  t.same(await r.endpoint.line.dial('999'), { ok: false, status: 404, reason: 'Not Found' }, 'a refused dial gives its status');
+});
