@@ -46,6 +46,13 @@ export class DeviceCall {
     return true;
   }
 
+  /** Refuses a call to the device that is still ringing (486 Busy Here when the handset is off-hook). */
+  reject(status: number, reason?: string): boolean {
+    if (!this.incoming || this.call.state !== 'calling') return false;
+    this.call.reject(status, reason);
+    return true;
+  }
+
   /** Hangs up: BYE when connected, CANCEL of the forks or 480 to the caller while ringing. */
   hangup(reason?: string): void {
     this.call.hangup(reason, 'hung up by the device');

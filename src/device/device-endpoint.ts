@@ -71,7 +71,12 @@ export class DeviceEndpoint implements DevicePort {
       return placed.ok ? { ok: true } : placed;
     },
     answer: () => this.answerCall(),
-    hangup: () => this.current?.call.hangup(),
+    // A call still ringing is refused as busy (the handset is off-hook, the intercom declines it).
+    hangup: () => {
+      const current = this.current;
+      if (current?.state === 'ringing' && current.call.reject(486, 'Busy Here')) return;
+      current?.call.hangup();
+    },
     sendDigits: (digits) => {
       this.sendDigits(digits);
     },

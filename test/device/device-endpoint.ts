@@ -109,6 +109,11 @@ class FakeCall {
   hangup(reason?: string): void {
     this.hungUp.push(reason);
   }
+  readonly rejected: number[] = [];
+  reject(status: number): boolean {
+    this.rejected.push(status);
+    return this.incoming;
+  }
   info(contentType: string, body: string, done?: (status: number) => void): void {
     this.infos.push({ at: this.clock.now(), contentType, body });
     done?.(this.infoStatus);
@@ -447,6 +452,13 @@ t.test('the line for the phone logic: events instead of auto-answer and own tone
   t.same(call.hungUp, [undefined], 'line.hangup hangs up');
   call.local!.ended('hung up by the device');
   t.same(events, ['incoming 100', 'connected', 'digit 5 info', 'ended hung up by the device -'], 'connected, digit and end reach the phone logic');
+
+  // A call ringing while the phone logic is busy is refused as busy.
+  const second = incoming(r, 'in2');
+  r.endpoint.line.hangup();
+  t.same(second.call.rejected, [486], 'line.hangup on a ringing call refuses it with 486');
+  second.call.local!.ended('rejected 486', 486);
+  events.length = 0;
 
   // Outgoing: the phone logic chooses the tones.
   events.length = 0;
