@@ -3,7 +3,7 @@
 // plain `node` (>= 20) and no node_modules next to it: only the WebAssembly binaries of the
 // bundled codec/resampler packages lie beside it, where their loaders look first.
 import { build } from 'esbuild';
-import { chmod, copyFile, mkdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,6 +39,23 @@ const banner = [
 if (!values.outfile) await rm(join(root, 'dist'), { recursive: true, force: true });
 await mkdir(dirname(outfile), { recursive: true });
 
+// serialport's native binding is found by node-gyp-build in `prebuilds/<platform>-<arch>/` of its
+// package folder (`join(__dirname, '../')`). In the bundle that folder is the bundle's own, and the
+// Linux prebuilds (x64, arm for armv6/armv7, arm64) are copied into `prebuilds/` beside it.
+const SERIAL_BINDINGS = 'node_modules/@serialport/bindings-cpp/dist/serialport-bindings.js';
+const SERIAL_PLATFORMS = ['linux-x64', 'linux-arm', 'linux-arm64'];
+const serialportPrebuilds = {
+  name: 'serialport-prebuilds',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]@serialport[\\/]bindings-cpp[\\/]dist[\\/]serialport-bindings\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const rewritten = source.replace("(0, path_1.join)(__dirname, '../')", '__hookswitchDirname');
+      if (rewritten === source) throw new Error(`${SERIAL_BINDINGS}: the binding path to rewrite was not found (serialport changed?)`);
+      return { contents: rewritten, loader: 'js' };
+    });
+  },
+};
+
 let result;
 try {
   result = await build({
@@ -54,6 +71,7 @@ try {
     legalComments: 'inline',
     banner: { js: banner },
     define: { __dirname: '__hookswitchDirname' },
+    plugins: [serialportPrebuilds],
     metafile: true,
     logLevel: 'warning',
   });
@@ -73,4 +91,13 @@ for (const input of Object.keys(result.metafile.inputs)) {
   const copy = join(dirname(outfile), wasm);
   await copyFile(join(root, dirname(input), wasm), copy);
   console.log(`copied ${relative(process.cwd(), copy)}`);
+}
+
+if (Object.keys(result.metafile.inputs).includes(SERIAL_BINDINGS)) {
+  for (const platform of SERIAL_PLATFORMS) {
+    const from = join(root, 'node_modules/@serialport/bindings-cpp/prebuilds', platform);
+    const to = join(dirname(outfile), 'prebuilds', platform);
+    await cp(from, to, { recursive: true, filter: (src) => !src.includes('musl') });
+  }
+  console.log(`copied serialport prebuilds for ${SERIAL_PLATFORMS.join(', ')} to ${relative(process.cwd(), join(dirname(outfile), 'prebuilds'))}`);
 }
