@@ -11,6 +11,8 @@ import { Qualifier, optionsPinger } from '../registrar/qualifier.ts';
 import { Registrar } from '../registrar/registrar.ts';
 import { defaultExtensions } from './default-extensions.ts';
 import { createDeviceEndpoint } from './device-wiring.ts';
+import { boardProfile, startPhone, type Phone } from './phone-wiring.ts';
+import type { SimulatorBackend } from '../hardware/backends/simulator.ts';
 import { ControlServer } from '../control/control-server.ts';
 import type { ControlReply } from '../control/control-protocol.ts';
 import type { DeviceEndpoint } from '../device/device-endpoint.ts';
@@ -36,6 +38,8 @@ export interface GatewayDeps {
   clock: Clock;
   random: Random;
   logger: Logger;
+  /** `run --sim`: the simulated board standing in for the phone hardware. */
+  simulator?: SimulatorBackend;
 }
 
 /**
@@ -60,6 +64,7 @@ export class Gateway {
   private stunAddress?: string;
   private device?: DeviceEndpoint;
   private control?: ControlServer;
+  private phone?: Phone;
 
   constructor(
     private readonly config: Config,
@@ -244,6 +249,17 @@ export class Gateway {
       qualifier.start();
       this.qualifier = qualifier;
     }
+    const profile = boardProfile(config, deps.simulator !== undefined);
+    if (profile) {
+      this.phone = await startPhone(profile, {
+        config,
+        clock: deps.clock,
+        logger: deps.logger,
+        line: this.device.line,
+        extensions: extensionNames,
+        ...(deps.simulator ? { simulator: deps.simulator } : {}),
+      });
+    }
     this.control = new ControlServer(join(config.stateDir, 'control.sock'), this.controlCommands(), deps.logger.child('control'));
     await this.control.start();
     this.log.info('started', {
@@ -353,6 +369,7 @@ export class Gateway {
         if (!d.ok) return d;
         return {
           ...d,
+          ...(this.phone ? { board: this.phone.profile.name, phone: this.phone.state() } : {}),
           calls: this.callStatus().map((c) => `${c.from}->${c.to}:${c.state}`).join(' '),
           registrations: this.registrationStatus().map((r) => `${r.trunk}:${r.state}`).join(' '),
         };
@@ -385,6 +402,7 @@ export class Gateway {
     this.stopping = true;
     this.networkTimer?.cancel();
     this.calls?.close();
+    await this.phone?.stop();
     await this.device?.close();
     await this.control?.stop();
     this.qualifier?.stop();

@@ -11,13 +11,18 @@ import { LineLogger } from '../runtime/logger.ts';
 import { SystemRandom } from '../runtime/random.ts';
 import { controlRequest } from '../control/control-server.ts';
 import { audioTest } from './audio-test-command.ts';
+import { attachSimConsole } from './sim-console.ts';
+import { SimulatorBackend } from '../hardware/backends/simulator.ts';
+import { BoardRegistry } from '../hardware/board-registry.ts';
 
 const USAGE = `hookswitch ${pkg.version}: a SIP gateway for single-board computers
 
 Usage:
-  hookswitch run [--config FILE] [--bind ADDR] [--sip-port N] [--state-dir DIR]
+  hookswitch run [--config FILE] [--bind ADDR] [--sip-port N] [--state-dir DIR] [--sim]
       Start the gateway in the foreground (UDP and TCP, default 0.0.0.0:5060).
       SIGINT or SIGTERM stops it (exit 0). Configuration and bind errors exit 2.
+      --sim drives the board (config "board", default pi-ag1171-handset) from the terminal.
+  hookswitch board list   The board profiles shipped in board/.
   hookswitch call NUMBER  The device calls NUMBER (through the dial plan).
   hookswitch answer       The device answers the ringing call.
   hookswitch hangup       The device hangs up.
@@ -53,7 +58,7 @@ function defaultStateDir(): string {
 }
 
 async function run(argv: string[]): Promise<void> {
-  let values: { config?: string; bind?: string; 'sip-port'?: string; 'state-dir'?: string; help?: boolean };
+  let values: { config?: string; bind?: string; 'sip-port'?: string; 'state-dir'?: string; help?: boolean; sim?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -62,6 +67,7 @@ async function run(argv: string[]): Promise<void> {
         bind: { type: 'string' },
         'sip-port': { type: 'string' },
         'state-dir': { type: 'string' },
+        sim: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -96,7 +102,9 @@ async function run(argv: string[]): Promise<void> {
   // reducer (extra GCs it schedules when the process looks idle) costs more than it saves here.
   setFlagsFromString('--no-memory-reducer');
   const logger = new LineLogger((line) => process.stderr.write(`${line}\n`), 'hookswitch', config.log.level);
-  const gateway = new Gateway(config, { clock: new SystemClock(), random: new SystemRandom(), logger });
+  const clock = new SystemClock();
+  const simulator = values.sim ? new SimulatorBackend({ clock }) : undefined;
+  const gateway = new Gateway(config, { clock, random: new SystemRandom(), logger, ...(simulator ? { simulator } : {}) });
   // Signals are handled from the first moment: a SIGTERM while starting stops once started.
   let stopping = false;
   let started: Promise<void> | undefined;
@@ -126,6 +134,27 @@ async function run(argv: string[]): Promise<void> {
   } catch (e) {
     await gateway.stop().catch(() => undefined);
     fail((e as Error).message);
+  }
+  if (simulator) {
+    const rotary = config.board === '' || boardHasDial(config.board);
+    const console_ = attachSimConsole(simulator, { rotary, quit: () => stop('sim quit') });
+    process.once('exit', () => console_.stop());
+  }
+}
+
+function boardHasDial(board: string): boolean {
+  try {
+    return new BoardRegistry().load(board).inputs.pulse !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** `hookswitch board list`: the shipped profiles, one line each. */
+function boards(argv: string[]): void {
+  if (argv[0] !== 'list' || argv.length !== 1) fail('usage: hookswitch board list');
+  for (const b of new BoardRegistry().list()) {
+    process.stdout.write(`${b.name.padEnd(20)} ${b.mode.padEnd(9)} ${b.connection.padEnd(7)} ringer ${b.ringer.padEnd(7)} ${b.description}\n`);
   }
 }
 
@@ -187,6 +216,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'audio-test':
       await audioTest(rest);
+      return;
+    case 'board':
+      boards(rest);
       return;
     default:
       fail(`unknown command "${command}" (see hookswitch --help)`);

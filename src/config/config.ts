@@ -10,6 +10,7 @@
 import type { DialRule } from '../calls/dialplan.ts';
 import { DEFAULT_ALLOWED_SOURCES } from '../security/cidr.ts';
 import { AUDIO_DEFAULTS, checkAudioSections, DEFAULT_CODECS, type AudioConfig, type DtmfConfig } from './audio-sections.ts';
+import { checkPhoneSections, type HandsetSettings, type HardwareConfig, type IntercomSettings } from './phone-sections.ts';
 import { checkSections, isHostName, isObject, show, wholeNumber } from './sections.ts';
 
 export type { DialRule };
@@ -131,6 +132,11 @@ export interface Config {
   dtmf: DtmfConfig;
   /** The country whose dial, ringback and busy tones the device plays. */
   tones: { country: string };
+  /** The board profile (`board/<name>.json` or a path); '' for none: the device has no phone hardware. */
+  board: string;
+  hardware: HardwareConfig;
+  handset: HandsetSettings;
+  intercom: IntercomSettings;
   /** Rules tried in order after emergency numbers; extension numbers match after them. */
   dialplan: DialRule[];
   /** Numbers that always go to the first trunk, whatever the dial plan says. */
@@ -159,6 +165,10 @@ export const DEFAULT_CONFIG: Config = {
   audio: { ...AUDIO_DEFAULTS.audio },
   dtmf: { ...AUDIO_DEFAULTS.dtmf },
   tones: { ...AUDIO_DEFAULTS.tones },
+  board: '',
+  hardware: { backend: 'kernel', inputPaths: {} },
+  handset: {},
+  intercom: {},
   dialplan: [{ match: '*43', to: 'echo' }],
   emergencyNumbers: ['112', '911', '999'],
   media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: [...DEFAULT_CODECS] },
@@ -190,7 +200,7 @@ export function resolveConfig(input: Json): Config {
   const cfg: Config = structuredClone(DEFAULT_CONFIG);
   if (!isObject(input)) throw new ConfigError([`the file must hold a JSON object (got ${show(input)})`]);
 
-  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones']);
+  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones', 'board', 'hardware', 'handset', 'intercom']);
   for (const key of Object.keys(input)) if (!allowed.has(key)) problems.push(`${key} is not a known setting`);
 
   const sip = input.sip;
@@ -296,6 +306,7 @@ export function resolveConfig(input: Json): Config {
 
   checkSections(input, cfg, problems);
   checkAudioSections(input, cfg, problems);
+  checkPhoneSections(input, cfg, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
