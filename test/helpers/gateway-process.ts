@@ -40,6 +40,8 @@ export interface StartOptions {
   stateDir?: string;
   /** Use this SIP port instead of a free one (no retry on a bind race then). */
   port?: number;
+  /** Keep the child's stdin and stdout as pipes (`run --sim`): {@link GatewayProcess.send}, `stdout()`. */
+  interactive?: boolean;
 }
 
 export interface ExitStatus {
@@ -68,6 +70,10 @@ export interface GatewayProcess {
   stop(timeoutMs?: number): Promise<ExitStatus>;
   /** SIGKILL without waiting; safe to call after exit. */
   kill(): void;
+  /** Writes a line to the child's stdin (with `interactive`). */
+  send(line: string): void;
+  /** Everything the child wrote to stdout so far (with `interactive`). */
+  stdout(): string;
 }
 
 const live = new Set<ChildProcess>();
@@ -139,11 +145,14 @@ async function startOnce(opts: StartOptions): Promise<GatewayProcess> {
   const child = spawn(process.execPath, argv, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: opts.interactive ? ['pipe', 'pipe', 'pipe'] : ['ignore', 'ignore', 'pipe'],
   });
   live.add(child);
 
   let stderr = '';
+  let stdout = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout = (stdout + chunk).slice(-1_000_000)));
+  child.stdin?.on('error', () => undefined);
   const exited = new Promise<ExitStatus>((resolve) => {
     child.once('exit', (code, signal) => {
       live.delete(child);
@@ -201,6 +210,11 @@ async function startOnce(opts: StartOptions): Promise<GatewayProcess> {
     stateDir,
     exited,
     log: () => stderr,
+    stdout: () => stdout,
+    send: (line: string) => {
+      if (!child.stdin) throw new Error('send needs StartOptions.interactive');
+      child.stdin.write(`${line}\n`);
+    },
     alive: () => exitStatus === undefined,
     kill: () => {
       if (exitStatus === undefined) child.kill('SIGKILL');

@@ -1,0 +1,146 @@
+/**
+ * The phone logic with the simulated board (`hookswitch run --sim`, driven through its stdin)
+ * against baresip 1.0.0, the `file` audio backend as the handset's capsule:
+ * - Handset: lift → the dial tone (de: 425 Hz) is in the earpiece; rotary-dial 101 as pulse
+ *   edges → baresip 101 rings and answers → each side hears the other → put the handset down →
+ *   the call ends.
+ * - Intercom (board pi-intercom): the call button → baresip 102 answers by itself; baresip sends
+ *   a wrong code, then 1234 as RFC 4733 events → the door relay pulses once, for 3 s.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startBaresip, type Baresip } from '../helpers/baresip.ts';
+import { findExecutable, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { sleep, until } from '../helpers/wait.ts';
+import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
+
+if (!findExecutable('baresip')) throw new Error('baresip is not installed: run scripts/ci-deps.sh');
+
+const DEVICE_TONE = 1000;
+const PHONE_TONE = 600;
+const DIAL_TONE_DE = 425;
+const CARD_RATE = 16000;
+
+const work = mkdtempSync(join(tmpdir(), 'hookswitch-phone-sim-'));
+const cleanups: (() => unknown)[] = [];
+t.teardown(async () => {
+  for (const c of cleanups.reverse()) await c();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const password = (ext: string) => `phone-${ext}-secret`;
+const mic = join(work, 'mic.wav');
+writeToneWav(mic, { rate: CARD_RATE, seconds: 60, frequency: DEVICE_TONE });
+const phoneTone = join(work, 'phone.wav');
+writeToneWav(phoneTone, { rate: 8000, seconds: 60, frequency: PHONE_TONE });
+
+async function gateway(name: string, extra: object, rtp: [number, number]): Promise<{ gw: GatewayProcess; ear: string }> {
+  const ear = join(work, `${name}-ear.wav`);
+  const config = join(work, `${name}.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      log: { level: 'debug' },
+      sip: { domain: 'hookswitch.test', authAlgorithms: ['MD5'] },
+      extensions: { '101': { password: password('101') }, '102': { password: password('102') } },
+      media: { rtpPorts: rtp, bind: '127.0.0.1', codecs: ['PCMU'] },
+      audio: { backend: 'file', capture: mic, playback: ear, rate: CARD_RATE },
+      tones: { country: 'de' },
+      registrar: { qualifySeconds: 0 },
+      ...extra,
+    }),
+  );
+  const gw = await startGateway({ args: ['--config', config, '--sim'], interactive: true });
+  cleanups.push(() => gw.stop());
+  return { gw, ear };
+}
+
+async function phone(gw: GatewayProcess, ext: string, rtpBase: number): Promise<Baresip> {
+  const p = await startBaresip({
+    name: ext,
+    account: { user: ext, password: password(ext), registrar: `127.0.0.1:${gw.port}` },
+    codecs: ['PCMU/8000/1'],
+    toneWav: phoneTone,
+    recordDir: true,
+    autoAnswer: true,
+    rtpPorts: [rtpBase, rtpBase + 39],
+  });
+  cleanups.push(() => p.stop());
+  await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 });
+  return p;
+}
+
+function heard(path: string): { frequency: number; ratio: number; seconds: number } {
+  const wav = readWav(path);
+  return { ...dominantFrequency(steadyPart(wav.samples, wav.rate, 0.2), wav.rate), seconds: wav.samples.length / wav.rate };
+}
+
+const logged = (gw: GatewayProcess, msg: string) => gw.log().split('\n').filter((l) => l.includes(`msg="${msg}"`));
+
+// Everything is started before the first test (tap ends the root test after its last queued one).
+const handset = await gateway('handset', {}, [28000, 28099]);
+const callee = await phone(handset.gw, '101', 28100);
+const intercom = await gateway('intercom', { board: 'pi-intercom', intercom: { targets: ['102'], door: { code: '1234' } } }, [28200, 28299]);
+const visitor = await phone(intercom.gw, '102', 28300);
+
+await t.test('handset: dial tone, rotary-dialled 101 rings baresip, both hear each other, on-hook ends it', async (t) => {
+  const { gw, ear } = handset;
+  gw.send('lift');
+  await sleep(1500);
+  gw.send('hangup');
+  t.ok(await until(() => logged(gw, 'audio device closed').length >= 1, 3000), 'putting the handset down closes the earpiece');
+  const tone = heard(ear);
+  t.ok(Math.abs(tone.frequency - DIAL_TONE_DE) <= 10 && tone.ratio > 0.8, `the earpiece had the German dial tone (${tone.frequency} Hz, ratio ${tone.ratio.toFixed(3)}, ${tone.seconds.toFixed(1)} s)`);
+
+  const since = callee.events.length;
+  gw.send('lift');
+  await sleep(500);
+  gw.send('dial 101');
+  const answered = await callee.waitEvent('CALL_ESTABLISHED', { since, timeoutMs: 10_000 }).catch(() => undefined);
+  t.ok(answered, 'the rotary-dialled 101 rings baresip, which answers', { log: gw.log().slice(-3000), out: gw.stdout() });
+  const digits = logged(gw, 'dialling').at(-1) ?? '';
+  t.match(digits, /to=101/, 'the handset dialled 101 from the pulses');
+  await sleep(2500);
+  const closedBefore = logged(gw, 'audio device closed').length;
+  gw.send('hangup');
+  await callee.waitEvent('CALL_CLOSED', { since, timeoutMs: 5000 });
+  t.pass('putting the handset down ended the call at baresip');
+  t.ok(await until(() => logged(gw, 'audio device closed').length > closedBefore, 3000), 'and closed the earpiece');
+  const ear2 = heard(ear);
+  t.ok(ear2.frequency === PHONE_TONE && ear2.ratio > 0.8, `the earpiece heard baresip's ${PHONE_TONE} Hz (got ${ear2.frequency} Hz, ratio ${ear2.ratio.toFixed(3)})`);
+  const rec = callee.recordings().received.sort().at(-1);
+  const far = rec ? heard(rec) : { frequency: 0, ratio: 0 };
+  t.ok(far.frequency === DEVICE_TONE && far.ratio > 0.8, `baresip heard the handset's ${DEVICE_TONE} Hz (got ${far.frequency} Hz)`);
+});
+
+await t.test('intercom: the button calls 102, a wrong code opens nothing, 1234 pulses the door relay for 3 s', async (t) => {
+  const { gw } = intercom;
+  const since = visitor.events.length;
+  gw.send('button');
+  await visitor.waitEvent('CALL_ESTABLISHED', { since, timeoutMs: 10_000 }).catch((e: Error) => {
+    throw new Error(`${e.message}\n${gw.log().slice(-3000)}\n${gw.stdout()}`);
+  });
+  await sleep(800);
+  for (const d of '9999') {
+    await visitor.command('sndcode', d);
+    await sleep(250);
+  }
+  await sleep(800);
+  t.notMatch(gw.stdout(), /sim: relay on/, 'a wrong code does not open the door');
+  const relayOn = (): number => gw.stdout().split('\n').filter((l) => l === 'sim: relay on').length;
+  for (const d of '1234') {
+    await visitor.command('sndcode', d);
+    await sleep(250);
+  }
+  t.ok(await until(() => relayOn() === 1, 3000), 'the right code switches the relay on', { out: gw.stdout(), log: gw.log().slice(-3000) });
+  const onAt = performance.now();
+  t.ok(await until(() => gw.stdout().includes('sim: relay off'), 5000), 'and off again');
+  const heldMs = performance.now() - onAt;
+  t.ok(heldMs > 2500 && heldMs < 3800, `after about 3 s (${Math.round(heldMs)} ms)`);
+  t.equal(relayOn(), 1, 'exactly one opening');
+  t.equal(logged(gw, 'door opened').length, 1, 'logged once, with the caller');
+  await visitor.hangup();
+  await visitor.waitEvent('CALL_CLOSED', { since, timeoutMs: 5000 });
+});
