@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite needs (SIPp, openssl, procps, baresip, kamailio,
-# sipvicious, ffmpeg, sox, PulseAudio with its ALSA plugin, alsa-utils), and only those missing.
+# sipvicious, ffmpeg, sox, PulseAudio with its ALSA plugin, alsa-utils, socat), and only those missing.
 # Idempotent: when everything is present it changes nothing and makes no network request.
 set -euo pipefail
 
@@ -18,6 +18,7 @@ declare -A wanted=(
   [pulseaudio]=pulseaudio
   [pulseaudio-utils]=pactl
   [alsa-utils]=arecord
+  [socat]=socat
   [libasound2-plugins]=-   # the ALSA "pulse" device; no command, dpkg tells
 )
 

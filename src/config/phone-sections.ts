@@ -61,7 +61,7 @@ export function checkPhoneSections(input: Record<string, Json>, cfg: Config, pro
         }
       }
       if (hw.serialPort !== undefined) {
-        if (typeof hw.serialPort !== 'string' || !hw.serialPort.startsWith('/dev/')) problems.push(`hardware.serialPort must be a /dev path like /dev/serial/by-id/... (got ${show(hw.serialPort)})`);
+        if (typeof hw.serialPort !== 'string' || !hw.serialPort.startsWith('/')) problems.push(`hardware.serialPort must be an absolute path like /dev/serial/by-id/... (got ${show(hw.serialPort)})`);
         else cfg.hardware.serialPort = hw.serialPort;
       }
     }

@@ -110,6 +110,29 @@ t.test('the bundle runs with no node_modules beside it', async (t) => {
     child.kill('SIGTERM');
   });
   t.equal(code, 0, 'and exits 0 on SIGTERM');
+
+  // run --sim from the copied bundle: the board profiles are found beside it (dist/../board), the
+  // simulated handset is driven by stdin lines and the phone logic answers with its tones.
+  const simDir = join(dir, 'sim');
+  cpSync(join(REPO_ROOT, 'dist'), simDir, { recursive: true });
+  cpSync(join(REPO_ROOT, 'board'), join(dir, 'board'), { recursive: true });
+  const sim = spawn(process.execPath, [join(simDir, 'hookswitch.mjs'), 'run', '--sim', '--bind', '127.0.0.1', '--sip-port', String(await freePort()), '--state-dir', join(dir, 'sim-state')], {
+    cwd: dir,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let simOut = '';
+  let simLog = '';
+  sim.stdout.on('data', (d: Buffer) => (simOut += d.toString()));
+  sim.stderr.on('data', (d: Buffer) => (simLog += d.toString()));
+  const simReady = await waitFor(() => /msg="phone started" board=pi-ag1171-handset mode=handset hardware=simulator/.test(simLog), 15_000);
+  t.ok(simReady, 'the bundled run --sim starts the simulated Ag1171 handset', { log: simLog });
+  sim.stdin.write('lift\n');
+  t.ok(await waitFor(() => simOut.includes('sim: handset lifted'), 5000), 'the simulator takes commands from stdin');
+  sim.stdin.write('dial 9\n');
+  t.ok(await waitFor(() => /cat=hookswitch.phone.handset/.test(simLog), 5000), 'the handset logic runs', { log: simLog });
+  sim.stdin.write('quit\n');
+  const simCode = await new Promise<number | null>((resolve) => sim.once('exit', (c) => resolve(c)));
+  t.equal(simCode, 0, 'quit stops it with exit 0');
 });
 
 t.test('TLS with the certificate and key named in the config', async (t) => {
@@ -184,3 +207,12 @@ t.test('audio-test on the null backend reports silence and no loopback', async (
   t.match(r.stdout, /^tone heard: no/m, 'no tone');
   t.match(r.stdout, /^round-trip latency: not measured \(no loopback\)$/m, 'no loopback');
 });
+
+async function waitFor(what: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (what()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return what();
+}
