@@ -25,6 +25,8 @@ export interface DeviceWiring {
   random: Random;
   logger: Logger;
   resamplers: ResamplerFactory;
+  /** Echo suppression in the microphone path (a speaker-and-microphone intercom). */
+  echoSuppression: boolean;
   /** Places a call from the device (the B2BUA, created after the endpoint). */
   dial(number: string, follow: (call: DeviceCall) => LocalEnd): Promise<DeviceCall | { status: number; reason: string }>;
 }
@@ -61,6 +63,7 @@ export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
         inbandDtmf: config.dtmf.inband,
         send: { rtp: (p) => socket.sendRtp(p), rtcp: (p) => socket.sendRtcp(p) },
         cname,
+        echoSuppression: w.echoSuppression,
       });
       let media: DeviceMedia | undefined;
       const sdp = new EndpointSdp(codecs, random, { address: () => media!.address, port: () => socket.port });

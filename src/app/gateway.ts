@@ -171,7 +171,10 @@ export class Gateway {
       logger: deps.logger.child('media'),
     });
     const resamplers = await loadSpeexResampler();
+    // The board is read first: an intercom (speaker and microphone) gets echo suppression.
+    const profile = boardProfile(config, deps.simulator !== undefined);
     this.device = createDeviceEndpoint({
+      echoSuppression: profile?.mode === 'intercom',
       config,
       clock: deps.clock,
       random: deps.random,
@@ -249,7 +252,6 @@ export class Gateway {
       qualifier.start();
       this.qualifier = qualifier;
     }
-    const profile = boardProfile(config, deps.simulator !== undefined);
     if (profile) {
       this.phone = await startPhone(profile, {
         config,

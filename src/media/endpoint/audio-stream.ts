@@ -9,6 +9,7 @@ import type { AudioCodec, AudioDecoder, AudioEncoder } from '../codec/codec.ts';
 import { DtmfReceiver, DtmfSender } from '../dtmf/rfc4733.ts';
 import type { DtmfDigit } from '../dtmf/types.ts';
 import { InbandDtmfDetector } from '../dtmf/inband-detector.ts';
+import { EchoSuppressor } from '../echo/echo-suppressor.ts';
 import { JitterBuffer, type PlayoutFrame } from '../jitter/jitter-buffer.ts';
 import { WaveformPlc } from '../jitter/plc.ts';
 import type { Resampler, ResamplerFactory } from '../resample/types.ts';
@@ -45,6 +46,8 @@ export interface AudioStreamOptions {
   /** Sends one datagram to the far end. */
   send: { rtp(packet: Uint8Array): void; rtcp(packet: Uint8Array): void };
   cname: string;
+  /** Suppress the far end's voice coming back from the speaker into the microphone (intercoms). */
+  echoSuppression?: boolean;
 }
 
 /** The playout frame: 10 ms, which divides every usual packetisation (10 … 60 ms). */
@@ -81,13 +84,18 @@ interface CodecState {
 export class AudioStream {
   private state: CodecState | undefined;
   private readonly digitHandlers: ((d: DtmfDigit) => void)[] = [];
+  private readonly echo: EchoSuppressor | undefined;
+  /** What the card was given to play on the last tick: the echo's source. */
+  private lastPlayed: Int16Array | undefined;
   private lastAudioAt = Number.NEGATIVE_INFINITY;
   private now = 0;
   private closed = false;
   /** Totals carried over codec changes, for the call-end line. */
   private totals = { sent: 0, received: 0 };
 
-  constructor(private readonly opts: AudioStreamOptions) {}
+  constructor(private readonly opts: AudioStreamOptions) {
+    this.echo = opts.echoSuppression ? new EchoSuppressor({ sampleRate: opts.cardRate }) : undefined;
+  }
 
   /** The codec in use, once negotiated. */
   get codecName(): string | undefined {
@@ -219,8 +227,12 @@ export class AudioStream {
     this.now = nowMs;
     const s = this.state;
     if (!s || this.closed) return new Int16Array(capture.length);
-    this.uplink(s, capture, nowMs);
+    // The microphone hears what the speaker played a moment ago: suppressed while the far end talks.
+    const far = this.lastPlayed;
+    const near = this.echo && far && far.length === capture.length ? this.echo.process(far, capture) : capture;
+    this.uplink(s, near, nowMs);
     const out = this.downlink(s, capture.length, nowMs);
+    this.lastPlayed = out;
     for (const digit of s.dtmfIn.poll(nowMs)) this.digit(digit);
     if (nowMs >= s.rtcpDue) {
       const r = s.rtcp.onTimer(nowMs, ntpFromUnixMs(this.opts.clock.wallNow()));

@@ -69,6 +69,7 @@ class Side {
     private readonly link: Link,
     private readonly chance: () => number,
     inbandDtmf = true,
+    echoSuppression = false,
   ) {
     this.stream = new AudioStream({
       clock,
@@ -90,6 +91,7 @@ class Side {
         },
       },
       cname: `side-${seed}@test`,
+      echoSuppression,
     });
     this.stream.onDigit((d) => this.digits.push(d));
   }
@@ -131,6 +133,8 @@ interface PairOptions {
   bToA?: Link;
   /** Strip telephone-event from A's offer on its way to B (a far end without RFC 4733). */
   noEvents?: boolean;
+  /** A is a speaker-and-microphone station: its microphone hears its own speaker 10 dB down. */
+  echoA?: { suppress: boolean };
 }
 
 /** A offers, B answers, both streams configured; `run` advances both in 20 ms ticks. */
@@ -145,7 +149,14 @@ class Pair {
 
   constructor(o: PairOptions) {
     const chance = prng(42);
-    this.a = new Side(this.clock, 11, tone(TONE_A), o.aToB ?? CLEAN, chance);
+    this.a = new Side(this.clock, 11, tone(TONE_A), o.aToB ?? CLEAN, chance, true, o.echoA?.suppress ?? false);
+    if (o.echoA) {
+      const a = this.a;
+      a.capture = () => {
+        const last = a.played.at(-1);
+        return last ? Int16Array.from(last, (v) => Math.round(v * 0.316)) : new Int16Array(FRAME);
+      };
+    }
     this.b = new Side(this.clock, 22, tone(TONE_B), o.bToA ?? CLEAN, chance);
     this.sdpA = new EndpointSdp(registry.ordered([o.codec]), new SeededRandom(1), { address: () => '192.0.2.1', port: () => 4000 });
     this.sdpB = new EndpointSdp(registry.list(), new SeededRandom(2), { address: () => '192.0.2.2', port: () => 5000 });
@@ -365,4 +376,18 @@ t.test('packets of unknown payload types, malformed ones and RTP before configur
   t.ok(fresh.tick(new Int16Array(FRAME).fill(500), 0).every((s) => s === 0), 'plays silence');
   t.equal(fresh.sendDigits('1', { durationMs: 100, gapMs: 100 }), false, 'cannot send digits');
   fresh.close();
+});
+
+t.test('echo suppression: a station hearing its own speaker sends the far end far less of its voice back', async (t) => {
+  const rms = (pcm: Int16Array) => Math.sqrt(pcm.reduce((sum, v) => sum + v * v, 0) / Math.max(1, pcm.length));
+  const level: Record<string, number> = {};
+  for (const suppress of [false, true]) {
+    const pair = new Pair({ codec: 'PCMU', echoA: { suppress } });
+    pair.run(3000);
+    level[String(suppress)] = rms(pair.b.lastPlayed(1.5));
+  }
+  const erle = 20 * Math.log10(level.false! / Math.max(1, level.true!));
+  t.comment(`echo returned to the far end: ${level.false!.toFixed(0)} rms without suppression, ${level.true!.toFixed(0)} with (${erle.toFixed(1)} dB less)`);
+  t.ok(level.false! > 500, 'without suppression the far end hears its own voice back');
+  t.ok(erle >= 20, `suppression takes at least 20 dB off it (${erle.toFixed(1)} dB)`);
 });
