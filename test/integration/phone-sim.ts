@@ -144,3 +144,25 @@ await t.test('intercom: the button calls 102, a wrong code opens nothing, 1234 p
   await visitor.hangup();
   await visitor.waitEvent('CALL_CLOSED', { since, timeoutMs: 5000 });
 });
+
+await t.test('handset: a call from baresip rings the SLIC with the German cadence, lifting answers it', async (t) => {
+  const { gw } = handset;
+  const outBefore = gw.stdout().length;
+  const since = callee.events.length;
+  await callee.dial(`sip:100@127.0.0.1:${gw.port}`);
+  t.ok(await until(() => gw.stdout().slice(outBefore).includes('sim: ringMode on'), 5000), 'the ring mode output goes on', { out: gw.stdout().slice(outBefore), log: gw.log().slice(-2000) });
+  const out = () => gw.stdout().slice(outBefore);
+  t.match(out(), /sim: forwardReverse blink 20\/20 ms/, 'FR toggles at 25 Hz (20 ms on, 20 ms off)');
+  await sleep(1300);
+  t.match(out(), /sim: ringMode off/, 'the German cadence pauses after 1 s');
+  gw.send('lift');
+  await callee.waitEvent('CALL_ESTABLISHED', { since, timeoutMs: 5000 });
+  t.pass('lifting the handset answers the call');
+  await sleep(500);
+  const tail = out().split('\n').filter((l) => /ringMode|forwardReverse/.test(l)).at(-1) ?? '';
+  t.match(tail, /off/, `the ringer is off (${tail})`);
+  const closedSince = callee.events.length;
+  gw.send('hangup');
+  await callee.waitEvent('CALL_CLOSED', { since: closedSince, timeoutMs: 5000 });
+  t.pass('putting the handset down hangs up');
+});
