@@ -74,13 +74,32 @@ function hardwareFor(profile: BoardProfile, w: PhoneWiring): HardwareBackend {
 }
 
 /**
+ * A board whose ringer is the sound card (`ringer.mode: "sound"`): ringing plays the country's
+ * ringing tone through the device's speaker instead of driving an output.
+ */
+function ringThroughSpeaker(board: HardwareBackend, line: PhoneLine): HardwareBackend {
+  return {
+    name: board.name,
+    start: (events) => board.start(events),
+    setOutput: (role, state) => board.setOutput(role, state),
+    pulse: (role, ms) => board.pulse(role, ms),
+    ring: (cadence) => {
+      line.playTone(cadence ? 'ringback' : undefined);
+      return true;
+    },
+    stop: () => board.stop(),
+  };
+}
+
+/**
  * Starts the phone for `profile`: the hardware opened (rejecting with its one-line error), the
  * decoder and the state machine attached to the line.
  */
 export async function startPhone(profile: BoardProfile, w: PhoneWiring): Promise<Phone> {
   const { config, clock } = w;
   const log = w.logger.child('phone');
-  const hardware = hardwareFor(profile, w);
+  const board = hardwareFor(profile, w);
+  const hardware = profile.ringer.mode === 'sound' ? ringThroughSpeaker(board, w.line) : board;
   let onEvent: (e: PhoneInputEvent) => void = () => undefined;
   const decoder = new InputDecoder(clock, (e) => onEvent(e), {}, log.child('input'));
   let state: () => string;
