@@ -393,3 +393,27 @@ export async function startBaresip(opts: BaresipOptions): Promise<Baresip> {
     },
   };
 }
+
+/** A phone registered to a running gateway (see {@link registeredPhone}). */
+export interface RegisteredPhoneOptions extends Omit<BaresipOptions, 'name' | 'account'> {
+  ext: string;
+  password: string;
+  /** The gateway: its SIP port, and its log for the diagnostics of a failed registration. */
+  gateway: { port: number; log(): string };
+  /** Called with the stop function (a test file's clean-up list). */
+  defer(fn: () => unknown): void;
+}
+
+/**
+ * Starts baresip registered as `ext` to the gateway on 127.0.0.1 and resolves once REGISTER_OK
+ * arrived; a failure carries the tail of both logs.
+ */
+export async function registeredPhone(o: RegisteredPhoneOptions): Promise<Baresip> {
+  const { ext, password, gateway, defer, ...rest } = o;
+  const p = await startBaresip({ ...rest, name: ext, account: { user: ext, password, registrar: `127.0.0.1:${gateway.port}` } });
+  defer(() => p.stop());
+  await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 }).catch((e: Error) => {
+    throw new Error(`${e.message}\n--- baresip ${ext} ---\n${p.log().slice(-3000)}\n--- gateway ---\n${gateway.log().slice(-3000)}`);
+  });
+  return p;
+}

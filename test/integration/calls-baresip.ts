@@ -17,15 +17,15 @@
  * - An extension registered from two phones rings on both (parallel forking); the first to
  *   answer gets the call and the other is cancelled.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { startBaresip, type Baresip, type BaresipCodec } from '../helpers/baresip.ts';
+import { registeredPhone, type Baresip, type BaresipCodec } from '../helpers/baresip.ts';
 import { findExecutable, freePort, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 import { sleep, until } from '../helpers/wait.ts';
+import { scratch } from '../helpers/scratch.ts';
 
 const sipp = findExecutable('sipp');
 if (!sipp) throw new Error('sipp is not installed: run scripts/ci-deps.sh');
@@ -40,12 +40,7 @@ const A_TONE = 440;
 const B_TONE = 1000;
 const CALL_MS = 2500;
 
-const work = mkdtempSync(join(tmpdir(), 'hookswitch-calls-baresip-'));
-const cleanups: (() => unknown)[] = [];
-t.teardown(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, defer } = scratch('calls-baresip');
 
 const CODECS: { codec: BaresipCodec; rate: number; channels: number; caller: string; callee: string }[] = [
   { codec: 'PCMU/8000/1', rate: 8000, channels: 1, caller: '201', callee: '202' },
@@ -76,7 +71,7 @@ writeFileSync(
   }),
 );
 const gw: GatewayProcess = await startGateway({ args: ['--config', config] });
-cleanups.push(() => gw.stop());
+defer(() => gw.stop());
 
 const tones = {
   a: join(work, `tone-${A_TONE}.wav`),
@@ -88,20 +83,7 @@ writeToneWav(tones.b, { rate: 8000, seconds: 60, frequency: B_TONE });
 let phones = 0;
 async function phone(ext: string, tone: keyof typeof tones, codec: BaresipCodec, autoAnswer: boolean): Promise<Baresip> {
   const base = PHONE_RTP_BASE + 40 * phones++;
-  const p = await startBaresip({
-    name: ext,
-    account: { user: ext, password: password(ext), registrar: `127.0.0.1:${gw.port}` },
-    codecs: [codec],
-    toneWav: tones[tone],
-    recordDir: true,
-    autoAnswer,
-    rtpPorts: [base, base + 39],
-  });
-  cleanups.push(() => p.stop());
-  await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 }).catch((e: Error) => {
-    throw new Error(`${e.message}\n--- baresip ${ext} ---\n${p.log().slice(-3000)}\n--- gateway ---\n${gw.log().slice(-3000)}`);
-  });
-  return p;
+  return registeredPhone({ ext, password: password(ext), gateway: gw, defer, codecs: [codec], toneWav: tones[tone], recordDir: true, autoAnswer, rtpPorts: [base, base + 39] });
 }
 
 
@@ -197,7 +179,7 @@ async function sippCaller(scenario: string) {
     20_000,
     { log: true },
   );
-  cleanups.push(() => run.kill());
+  defer(() => run.kill());
   return run;
 }
 

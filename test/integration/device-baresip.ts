@@ -11,16 +11,16 @@
  *   hears its own tone.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { startBaresip, type Baresip, type BaresipCodec } from '../helpers/baresip.ts';
+import { registeredPhone, type Baresip, type BaresipCodec } from '../helpers/baresip.ts';
 import { findExecutable, freePort, REPO_ROOT, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 import { sleep, until, udpPortTaken } from '../helpers/wait.ts';
+import { scratch } from '../helpers/scratch.ts';
 
 if (!findExecutable('baresip')) throw new Error('baresip is not installed: run scripts/ci-deps.sh');
 const sipp = findExecutable('sipp');
@@ -34,12 +34,7 @@ const PHONE_TONE = 440;
 const CALL_MS = 2500;
 const CARD_RATE = 48000;
 
-const work = mkdtempSync(join(tmpdir(), 'hookswitch-device-'));
-const cleanups: (() => unknown)[] = [];
-t.teardown(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, defer } = scratch('device');
 
 const CODECS: { codec: BaresipCodec; rate: number; channels: number; ext: string }[] = [
   { codec: 'PCMU/8000/1', rate: 8000, channels: 1, ext: '301' },
@@ -75,27 +70,15 @@ writeFileSync(
   }),
 );
 const gw: GatewayProcess = await startGateway({ args: ['--config', config, '--state-dir', stateDir] });
-cleanups.push(() => gw.stop());
+defer(() => gw.stop());
 
 const phoneTone = join(work, `tone-${PHONE_TONE}.wav`);
 writeToneWav(phoneTone, { rate: 8000, seconds: 60, frequency: PHONE_TONE });
 
 let phones = 0;
-async function phone(ext: string, codec: BaresipCodec, autoAnswer = false, extra: string[] = []): Promise<Baresip> {
+async function phone(ext: string, codec: BaresipCodec, autoAnswer = false): Promise<Baresip> {
   const base = PHONE_RTP_BASE + 40 * phones++;
-  const p = await startBaresip({
-    name: ext,
-    account: { user: ext, password: password(ext), registrar: `127.0.0.1:${gw.port}` },
-    extraConfig: extra,
-    codecs: [codec],
-    toneWav: phoneTone,
-    recordDir: true,
-    autoAnswer,
-    rtpPorts: [base, base + 39],
-  });
-  cleanups.push(() => p.stop());
-  await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 });
-  return p;
+  return registeredPhone({ ext, password: password(ext), gateway: gw, defer, codecs: [codec], toneWav: phoneTone, recordDir: true, autoAnswer, rtpPorts: [base, base + 39] });
 }
 
 
@@ -213,7 +196,7 @@ await t.test('SIP INFO DTMF from a phone reaches the device', async (t) => {
     ],
     20_000,
   );
-  cleanups.push(() => caller.kill());
+  defer(() => caller.kill());
   const result = await caller.result;
   t.equal(result.exitCode, 0, 'the call was answered, both INFOs got 200, BYE got 200', { output: result.output, log: gw.log().slice(-3000) });
   const got = dtmfLines().slice(before).map((l) => `${field(l, 'digit')}:${field(l, 'source')}:${field(l, 'ms')}`);
@@ -222,7 +205,7 @@ await t.test('SIP INFO DTMF from a phone reaches the device', async (t) => {
 
 await t.test('the device calls a SIPp callee behind a trunk and hears its own tone echoed', async (t) => {
   const callee = spawnSipp(sipp, ['-sn', 'uas', '-m', '1', '-rtp_echo', '-i', '127.0.0.1', '-p', String(uasPort), '-mp', String(await freePort())], 30_000);
-  cleanups.push(() => callee.kill());
+  defer(() => callee.kill());
   t.ok(await udpPortTaken(uasPort, 10_000), 'the SIPp callee is listening');
   t.match(await cli('call', '9555'), /call: /, 'hookswitch call 9555 goes to the trunk');
   t.ok(await until(() => logCount('device connected') >= 2, 10_000), 'the call connected', { log: gw.log().slice(-3000) });

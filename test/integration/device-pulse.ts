@@ -16,14 +16,14 @@
  * watchdog would take for a dead arecord: both monitors are warmed up before the gateway starts.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { type Baresip, type BaresipCodec, startBaresip } from '../helpers/baresip.ts';
 import { findExecutable, type GatewayProcess, startGateway } from '../helpers/gateway-process.ts';
 import { startPulseAudio } from '../helpers/pulseaudio.ts';
 import { dominantFrequency, readWav, writeToneWav } from '../helpers/wav.ts';
+import { scratch } from '../helpers/scratch.ts';
 
 for (const tool of ['baresip', 'pulseaudio', 'pacat', 'parec', 'arecord', 'aplay']) {
   if (!findExecutable(tool)) throw new Error(`${tool} is not installed: run scripts/ci-deps.sh`);
@@ -47,12 +47,7 @@ const CALL_MS = 2500;
 const STEADY = 0.9;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const work = mkdtempSync(join(tmpdir(), 'hookswitch-device-pulse-'));
-const cleanups: (() => unknown)[] = [];
-t.teardown(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, defer } = scratch('device-pulse');
 
 /** Share of a block's energy at `frequency` (Goertzel, 2·P/(N·Σx²)): ≈1 for a pure tone there. */
 function toneShare(samples: Int16Array, rate: number, frequency: number): number {
@@ -192,11 +187,11 @@ function childPids(ppid: number, comm: string): number[] {
 // Shared peers, all started before the first test: PulseAudio with a second null sink as the
 // device's microphone, the tone player feeding it, the earpiece recorder, the gateway.
 const pulse = await startPulseAudio({ rate: CARD_RATE, modules: [`load-module module-null-sink sink_name=hs_mic rate=${CARD_RATE} channels=1`] });
-cleanups.push(() => pulse.stop());
+defer(() => pulse.stop());
 const mic = startTonePlayer(pulse.env, 'hs_mic', DEVICE_TONE);
-cleanups.push(() => mic.stop());
+defer(() => mic.stop());
 const ear = startRecorder(pulse.env, 'hs_sink.monitor');
-cleanups.push(() => ear.stop());
+defer(() => ear.stop());
 const micProbe = startRecorder(pulse.env, 'hs_mic.monitor');
 const warmUntil = performance.now() + 8000;
 while ((ear.samples() < CARD_RATE / 10 || micProbe.samples() < CARD_RATE / 2) && performance.now() < warmUntil) await sleep(50);
@@ -233,7 +228,7 @@ const gw: GatewayProcess = await startGateway({
   args: ['--config', config],
   env: { ...pulse.env, PULSE_SOURCE: 'hs_mic.monitor', PULSE_SINK: 'hs_sink' },
 });
-cleanups.push(() => gw.stop());
+defer(() => gw.stop());
 
 const phoneTone = join(work, `tone-${PHONE_TONE}.wav`);
 writeToneWav(phoneTone, { rate: 8000, seconds: 60, frequency: PHONE_TONE });
@@ -249,7 +244,7 @@ async function phone(ext: string, codec: BaresipCodec): Promise<Baresip> {
     recordDir: true,
     rtpPorts: [base, base + 39],
   });
-  cleanups.push(() => p.stop());
+  defer(() => p.stop());
   await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 });
   return p;
 }

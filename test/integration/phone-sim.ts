@@ -7,14 +7,14 @@
  * - Intercom (board pi-intercom): the call button → baresip 102 answers by itself; baresip sends
  *   a wrong code, then 1234 as RFC 4733 events → the door relay pulses once, for 3 s.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { startBaresip, type Baresip } from '../helpers/baresip.ts';
+import { registeredPhone, type Baresip } from '../helpers/baresip.ts';
 import { findExecutable, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { sleep, until } from '../helpers/wait.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
+import { scratch } from '../helpers/scratch.ts';
 
 if (!findExecutable('baresip')) throw new Error('baresip is not installed: run scripts/ci-deps.sh');
 
@@ -23,12 +23,7 @@ const PHONE_TONE = 600;
 const DIAL_TONE_DE = 425;
 const CARD_RATE = 16000;
 
-const work = mkdtempSync(join(tmpdir(), 'hookswitch-phone-sim-'));
-const cleanups: (() => unknown)[] = [];
-t.teardown(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, defer } = scratch('phone-sim');
 
 const password = (ext: string) => `phone-${ext}-secret`;
 const mic = join(work, 'mic.wav');
@@ -53,23 +48,12 @@ async function gateway(name: string, extra: object, rtp: [number, number]): Prom
     }),
   );
   const gw = await startGateway({ args: ['--config', config, '--sim'], interactive: true });
-  cleanups.push(() => gw.stop());
+  defer(() => gw.stop());
   return { gw, ear };
 }
 
-async function phone(gw: GatewayProcess, ext: string, rtpBase: number): Promise<Baresip> {
-  const p = await startBaresip({
-    name: ext,
-    account: { user: ext, password: password(ext), registrar: `127.0.0.1:${gw.port}` },
-    codecs: ['PCMU/8000/1'],
-    toneWav: phoneTone,
-    recordDir: true,
-    autoAnswer: true,
-    rtpPorts: [rtpBase, rtpBase + 39],
-  });
-  cleanups.push(() => p.stop());
-  await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 });
-  return p;
+function phone(gw: GatewayProcess, ext: string, rtpBase: number): Promise<Baresip> {
+  return registeredPhone({ ext, password: password(ext), gateway: gw, defer, codecs: ['PCMU/8000/1'], toneWav: phoneTone, recordDir: true, autoAnswer: true, rtpPorts: [rtpBase, rtpBase + 39] });
 }
 
 function heard(path: string): { frequency: number; ratio: number; seconds: number } {

@@ -16,14 +16,14 @@
  * "relay closed" line shows the phone's reports read and the round-trip time they gave.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { startBaresip, type Baresip, type BaresipCodec } from '../helpers/baresip.ts';
+import { registeredPhone, type Baresip, type BaresipCodec } from '../helpers/baresip.ts';
 import { findExecutable, freePort, startGateway } from '../helpers/gateway-process.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
+import { scratch } from '../helpers/scratch.ts';
 
 const sipp = findExecutable('sipp');
 if (!sipp) throw new Error('sipp is not installed: run scripts/ci-deps.sh');
@@ -42,12 +42,7 @@ const HZ = 10;
 /** Largest level change accepted through the transcoding path (G.711 quantisation is ±0.2 dB or so). */
 const MAX_GAIN_DB = 1;
 
-const work = mkdtempSync(join(tmpdir(), 'hookswitch-transcoding-peers-'));
-const cleanups: (() => unknown)[] = [];
-t.teardown(async () => {
-  for (const c of cleanups.reverse()) await c();
-  rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, defer } = scratch('transcoding-peers');
 
 const password = (ext: string) => `phone-${ext}-secret`;
 const G722_CALLER = '301';
@@ -69,7 +64,7 @@ writeFileSync(
   }),
 );
 const gw = await startGateway({ args: ['--config', config] });
-cleanups.push(() => gw.stop());
+defer(() => gw.stop());
 
 const tones = { a: join(work, `tone-${A_TONE}.wav`), b: join(work, `tone-${B_TONE}.wav`) };
 writeToneWav(tones.a, { rate: 8000, seconds: 60, frequency: A_TONE });
@@ -78,20 +73,7 @@ writeToneWav(tones.b, { rate: 8000, seconds: 60, frequency: B_TONE });
 let phones = 0;
 async function phone(ext: string, codec: BaresipCodec, tone: keyof typeof tones, autoAnswer: boolean): Promise<Baresip> {
   const base = PHONE_RTP_BASE + 40 * phones++;
-  const p = await startBaresip({
-    name: ext,
-    account: { user: ext, password: password(ext), registrar: `127.0.0.1:${gw.port}` },
-    codecs: [codec],
-    toneWav: tones[tone],
-    recordDir: true,
-    autoAnswer,
-    rtpPorts: [base, base + 39],
-  });
-  cleanups.push(() => p.stop());
-  await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 }).catch((e: Error) => {
-    throw new Error(`${e.message}\n--- baresip ${ext} ---\n${p.log().slice(-3000)}\n--- gateway ---\n${gw.log().slice(-3000)}`);
-  });
-  return p;
+  return registeredPhone({ ext, password: password(ext), gateway: gw, defer, codecs: [codec], toneWav: tones[tone], recordDir: true, autoAnswer, rtpPorts: [base, base + 39] });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -210,7 +192,7 @@ await t.test('a G.722-only phone calls a PCMA-only trunk callee: transcoded both
     25_000,
     { log: true },
   );
-  cleanups.push(() => callee.kill());
+  defer(() => callee.kill());
   t.ok(await udpPortTaken(uasPort, 10_000), 'the SIPp callee is listening');
   const relaysBefore = logLines('relay closed').length;
   const endedBefore = logLines('call ended').length;
