@@ -195,13 +195,14 @@ export class GpiodBackend implements HardwareBackend {
 
   /** @internal A supervised `gpioset` child. */
   supervise(name: string, args: readonly string[]): SupervisedChild {
-    return new SupervisedChild({
-      name,
-      command: 'gpioset',
-      args,
+    return new SupervisedChild({ ...this.childOptions(), name, command: 'gpioset', args, stdout: false });
+  }
+
+  /** What every supervised libgpiod tool shares: environment, backoff, timing, logging. */
+  private childOptions() {
+    return {
       ...(this.opts.env ? { env: this.opts.env } : {}),
       stdin: false,
-      stdout: false,
       stallMs: NEVER_STALLS_MS,
       backoff: this.opts.backoff ?? { initialMs: 500, maxMs: 30_000, resetAfterMs: 60_000 },
       killTimeoutMs: this.opts.killTimeoutMs ?? 2000,
@@ -209,7 +210,7 @@ export class GpiodBackend implements HardwareBackend {
       spawn: this.spawn,
       clock: this.opts.clock,
       logger: this.opts.logger,
-    });
+    } as const;
   }
 
   /** @internal */
@@ -263,19 +264,11 @@ export class GpiodBackend implements HardwareBackend {
     let partial = '';
     let ups = 0;
     const child = new SupervisedChild({
+      ...this.childOptions(),
       name: 'gpiomon',
       command: 'gpiomon',
       args,
-      ...(this.opts.env ? { env: this.opts.env } : {}),
-      stdin: false,
       stdout: true,
-      stallMs: NEVER_STALLS_MS,
-      backoff: this.opts.backoff ?? { initialMs: 500, maxMs: 30_000, resetAfterMs: 60_000 },
-      killTimeoutMs: this.opts.killTimeoutMs ?? 2000,
-      exitGraceMs: 1000,
-      spawn: this.spawn,
-      clock: this.opts.clock,
-      logger: this.opts.logger,
       onUp: () => {
         partial = '';
         if (ups++ > 0) this.events?.connection?.(true);
