@@ -66,7 +66,8 @@ if [ "$STUB_GPIOD" = 1 ]; then
 else
   case " $args " in *" -t 0 "*) exit 0 ;; esac
 fi
-sleep 1000 & sp=$!
+# Its own stdio: a sleep orphaned by a TERM before sp is set must not hold the pipes open.
+sleep 1000 </dev/null >/dev/null 2>&1 & sp=$!
 wait $sp
 `,
 };

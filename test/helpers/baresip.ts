@@ -202,8 +202,23 @@ function netstring(s: string): Buffer {
   return Buffer.concat([Buffer.from(`${body.length}:`, 'latin1'), body, Buffer.from(',', 'latin1')]);
 }
 
-/** Starts baresip and resolves once ctrl_tcp accepts connections (and REGISTER is underway). */
+/**
+ * Starts baresip and resolves once ctrl_tcp accepts connections (and REGISTER is underway). A
+ * port taken between choosing it and baresip binding it (another test file running at the same
+ * time) is retried with fresh ports, unless the caller fixed them.
+ */
 export async function startBaresip(opts: BaresipOptions): Promise<Baresip> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBaresipOnce(opts);
+    } catch (err) {
+      const raced = err instanceof Error && /Address already in use/.test(err.message) && opts.sipPort === undefined;
+      if (!raced || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startBaresipOnce(opts: BaresipOptions): Promise<Baresip> {
   const bin = findExecutable('baresip');
   if (!bin) throw new Error('baresip is not installed (scripts/ci-deps.sh installs it: apt-get install baresip)');
   const ownDir = opts.dir === undefined;
@@ -252,7 +267,10 @@ export async function startBaresip(opts: BaresipOptions): Promise<Baresip> {
   let socket: Socket | undefined;
   const deadline = performance.now() + 10_000;
   while (!socket) {
-    if (exited) throw new Error(`baresip ${opts.name} exited during start:\n${output}`);
+    if (exited) {
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      throw new Error(`baresip ${opts.name} exited during start:\n${output}`);
+    }
     if (performance.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`baresip ${opts.name}: ctrl_tcp on 127.0.0.1:${ctrlPort} did not accept within 10 s:\n${output}`);
