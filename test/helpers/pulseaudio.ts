@@ -119,16 +119,19 @@ export async function startPulseAudio(opts: PulseAudioOptions = {}): Promise<Pul
   let log = '';
   const server: ChildProcess = spawn(
     'pulseaudio',
-    ['-n', '--daemonize=no', '--exit-idle-time=-1', '--use-pid-file=no', '--log-target=stderr', '--log-level=notice', '-F', join(dir, 'server.pa')],
+    ['-n', '--daemonize=no', '--exit-idle-time=-1', '--no-cpu-limit', '--realtime=no', '--high-priority=no', '--use-pid-file=no', '--log-target=stderr', '--log-level=notice', '-F', join(dir, 'server.pa')],
     { env: base, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   server.stderr?.on('data', (b: Buffer) => {
     if (log.length < 20_000) log += b.toString();
   });
   let exited = false;
+  let stopping = false;
   const exit = new Promise<void>((resolve) => {
-    server.on('exit', () => {
+    server.on('exit', (code, signal) => {
       exited = true;
+      // A server dying under a test shows up as "Connection refused" in the clients: say why here.
+      if (!stopping) process.stderr.write(`pulseaudio exited unexpectedly (code ${code}, signal ${signal}):\n${log.slice(-3000)}\n`);
       resolve();
     });
     server.on('error', (err) => {
@@ -144,6 +147,7 @@ export async function startPulseAudio(opts: PulseAudioOptions = {}): Promise<Pul
     });
 
   const stop = async () => {
+    stopping = true;
     if (!exited) {
       server.kill('SIGTERM');
       const timer = setTimeout(() => server.kill('SIGKILL'), 2000);
