@@ -13,7 +13,7 @@ import { AudioStream } from '../media/endpoint/audio-stream.ts';
 import { DeviceMedia } from '../media/endpoint/device-media.ts';
 import { EndpointSdp } from '../media/endpoint/endpoint-sdp.ts';
 import { RtpSocket } from '../media/endpoint/rtp-socket.ts';
-import { PortAllocator } from '../media/port-allocator.ts';
+import type { PortAllocator } from '../media/port-allocator.ts';
 import type { ResamplerFactory } from '../media/resample/types.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -25,6 +25,8 @@ export interface DeviceWiring {
   random: Random;
   logger: Logger;
   resamplers: ResamplerFactory;
+  /** `media.rtpPorts`, shared with the call relays. */
+  ports: PortAllocator;
   /** Echo suppression in the microphone path (a speaker-and-microphone intercom). */
   echoSuppression: boolean;
   /** Places a call from the device (the B2BUA, created after the endpoint). */
@@ -35,8 +37,6 @@ export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
   const { config, clock, random } = w;
   const log = w.logger;
   const codecs = builtinCodecs().ordered(config.media.codecs);
-  // Its own allocator over media.rtpPorts: a pair the relays hold fails to bind and the next is taken.
-  const ports = new PortAllocator(config.media.rtpPorts[0], config.media.rtpPorts[1]);
   const cname = `hookswitch-${randomToken(random, 8)}@${config.sip.domain}`;
   const audio = createAudioBackend(config.audio.backend, {
     clock,
@@ -53,7 +53,7 @@ export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
     dtmf: config.dtmf,
     dial: w.dial,
     createMedia: async () => {
-      const socket = await RtpSocket.open(ports, config.media.bind, log.child('media'));
+      const socket = await RtpSocket.open(w.ports, config.media.bind, log.child('media'));
       const stream = new AudioStream({
         clock,
         random,

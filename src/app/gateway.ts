@@ -4,6 +4,7 @@ import { B2bua, type CallSummary } from '../calls/b2bua.ts';
 import { DialPlan } from '../calls/dialplan.ts';
 import type { Config } from '../config/config.ts';
 import { relayedMediaFactory } from '../media/media-session.ts';
+import { PortAllocator } from '../media/port-allocator.ts';
 import { RtpRelayFactory } from '../media/rtp-relay.ts';
 import { BindingFile } from '../registrar/binding-file.ts';
 import { BindingStore } from '../registrar/binding-store.ts';
@@ -163,7 +164,10 @@ export class Gateway {
       trunks: config.trunks.map((t) => t.name),
       emergencyNumbers: config.emergencyNumbers,
     });
+    // One allocator for media.rtpPorts: the call relays and the device's own RTP take from it.
+    const rtpPorts = new PortAllocator(config.media.rtpPorts[0], config.media.rtpPorts[1]);
     this.relays = new RtpRelayFactory({
+      allocator: rtpPorts,
       random: deps.random,
       bind: config.media.bind,
       ports: config.media.rtpPorts,
@@ -174,6 +178,7 @@ export class Gateway {
     // The board is read first: an intercom (speaker and microphone) gets echo suppression.
     const profile = boardProfile(config, deps.simulator !== undefined);
     this.device = createDeviceEndpoint({
+      ports: rtpPorts,
       echoSuppression: profile?.mode === 'intercom',
       config,
       clock: deps.clock,

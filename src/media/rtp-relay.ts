@@ -92,6 +92,8 @@ export interface RelayFactoryOptions {
   random?: Random;
   /** SDES CNAME of the gateway's RTCP (§6.5.1); default a random one per factory (RFC 7022 §4.2). */
   cname?: string;
+  /** The pairs of `ports`, when shared with the device's media; default the factory's own. */
+  allocator?: PortAllocator;
 }
 
 /** Smallest RTCP compound packet: a header and the sender SSRC (RFC 3550 §6.4.2, RR with RC = 0). */
@@ -407,7 +409,7 @@ export class RtpRelayFactory {
   private seq = 0;
 
   constructor(private readonly opts: RelayFactoryOptions) {
-    this.allocator = new PortAllocator(opts.ports[0], opts.ports[1]);
+    this.allocator = opts.allocator ?? new PortAllocator(opts.ports[0], opts.ports[1]);
     this.v6 = isIP(opts.bind) === 6;
     this.random = opts.random ?? new SystemRandom();
     this.cname = opts.cname ?? `hookswitch-${randomToken(this.random, 16)}`;

@@ -5,6 +5,7 @@
  * (`rtp-relay.ts`) feeds it each packet that arrives on a leg and sends what it returns to the
  * other leg.
  */
+import { PcmFifo } from './pcm-fifo.ts';
 import type { AudioCodec, AudioDecoder, AudioEncoder } from './codec/codec.ts';
 import type { Resampler, ResamplerFactory } from './resample/types.ts';
 import { decodeRtpHeader } from './rtp-packet.ts';
@@ -92,8 +93,8 @@ export class RtpTranscoder implements PacketTranscoder {
   private readonly inTicksPerSample: number;
   /** Outgoing timestamp units per incoming timestamp unit. */
   private readonly tickRatio: number;
-  private pcm: Int16Array;
-  private pcmLength = 0;
+  /** Output-rate PCM waiting to fill a frame. */
+  private readonly pcm = new PcmFifo();
   private last: Int16Array = new Int16Array(0);
   private started = false;
   private inSsrc = 0;
@@ -125,7 +126,6 @@ export class RtpTranscoder implements PacketTranscoder {
     this.tickRatio = b.clockRate / a.clockRate;
     this.decoder = opts.input.codec.createDecoder();
     this.encoder = opts.output.codec.createEncoder(ptime);
-    this.pcm = new Int16Array(this.frame * 4);
     this.sender = new RtpSender({ random: opts.random, clockRate: b.clockRate });
     this.codec = b.name;
   }
@@ -233,25 +233,12 @@ export class RtpTranscoder implements PacketTranscoder {
 
   /** Resamples decoded PCM into the frame buffer and encodes every full frame. */
   private feed(decoded: Int16Array, out: Uint8Array[]): void {
-    const pcm = this.resampler === undefined ? decoded : this.resampler.process(decoded);
-    if (this.pcmLength + pcm.length > this.pcm.length) {
-      const grown = new Int16Array(Math.max(this.pcm.length * 2, this.pcmLength + pcm.length));
-      grown.set(this.pcm.subarray(0, this.pcmLength));
-      this.pcm = grown;
-    }
-    this.pcm.set(pcm, this.pcmLength);
-    this.pcmLength += pcm.length;
-    let at = 0;
-    while (this.pcmLength - at >= this.frame) {
-      const payload = this.encoder.encode(this.pcm.subarray(at, at + this.frame));
-      at += this.frame;
+    this.pcm.push(this.resampler === undefined ? decoded : this.resampler.process(decoded));
+    while (this.pcm.length >= this.frame) {
+      const payload = this.encoder.encode(this.pcm.take(this.frame));
       out.push(this.sender.packet(payload, { payloadType: this.opts.output.payloadType, ticks: this.frameTicks, marker: this.marker, nowMs: this.nowMs }));
       this.stats.sent++;
       this.marker = false;
-    }
-    if (at > 0) {
-      this.pcm.copyWithin(0, at, this.pcmLength);
-      this.pcmLength -= at;
     }
   }
 

@@ -22,7 +22,7 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { LogFields } from '../../runtime/logger.ts';
 import type { Random } from '../../runtime/random.ts';
 import type { NegotiatedMedia } from './endpoint-sdp.ts';
-import { PcmFifo } from './pcm-fifo.ts';
+import { PcmFifo } from '../pcm-fifo.ts';
 
 /** A received RTP packet as the jitter buffer keeps it. */
 interface Packet {

@@ -4,10 +4,10 @@
  * RTP: once packets arrive, replies go to the address they came from (a phone behind NAT),
  * otherwise to the address its SDP gave.
  */
-import dgram from 'node:dgram';
-import { isIP } from 'node:net';
+import type dgram from 'node:dgram';
 import type { Logger } from '../../runtime/logger.ts';
 import type { PortAllocator } from '../port-allocator.ts';
+import { bindUdpPair, closeQuietly } from '../relay/udp-pair.ts';
 
 /** Where to send: RTP port and RTCP port (RTP + 1 unless a=rtcp said otherwise). */
 export interface RtpTarget {
@@ -19,25 +19,6 @@ export interface RtpTarget {
 export interface RtpSocketHandlers {
   rtp(packet: Buffer, from: { address: string; port: number }): void;
   rtcp(packet: Buffer): void;
-}
-
-function bindSocket(bind: string, port: number, v6: boolean): Promise<dgram.Socket> {
-  const family = v6 ? 6 : 4;
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket({
-      type: v6 ? 'udp6' : 'udp4',
-      lookup: (address, _options, callback) => callback(null, address, family),
-    });
-    const onError = (err: Error): void => {
-      socket.close();
-      reject(err);
-    };
-    socket.once('error', onError);
-    socket.bind({ address: bind, port, exclusive: true }, () => {
-      socket.off('error', onError);
-      resolve(socket);
-    });
-  });
 }
 
 export class RtpSocket {
@@ -52,26 +33,13 @@ export class RtpSocket {
     private readonly rtpSocket: dgram.Socket,
     private readonly rtcpSocket: dgram.Socket,
     private readonly release: () => void,
-    logger: Logger,
-  ) {
-    const onError = (err: Error): void => logger.debug('rtp socket error', { port, reason: err.message });
-    rtpSocket.on('error', onError);
-    rtcpSocket.on('error', onError);
-  }
+  ) {}
 
   /** Binds a free pair from `allocator` on `bind`; rejects when the range is exhausted. */
   static async open(allocator: PortAllocator, bind: string, logger: Logger): Promise<RtpSocket> {
-    const v6 = isIP(bind) === 6;
-    const { port, value } = await allocator.acquire(async (p) => {
-      const rtp = await bindSocket(bind, p, v6);
-      try {
-        return { rtp, rtcp: await bindSocket(bind, p + 1, v6) };
-      } catch (err) {
-        rtp.close();
-        throw err;
-      }
-    });
-    return new RtpSocket(port, value.rtp, value.rtcp, () => allocator.release(port), logger);
+    const onError = (err: Error): void => logger.debug('rtp socket error', { reason: err.message });
+    const { port, value } = await allocator.acquire((p) => bindUdpPair(bind, p, onError));
+    return new RtpSocket(port, value.rtp, value.rtcp, () => allocator.release(port));
   }
 
   /** Starts delivering datagrams; replaces earlier handlers. */
@@ -112,13 +80,8 @@ export class RtpSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const s of [this.rtpSocket, this.rtcpSocket]) {
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
-    }
+    closeQuietly(this.rtpSocket);
+    closeQuietly(this.rtcpSocket);
     this.release();
   }
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { PcmFifo } from '../../../src/media/endpoint/pcm-fifo.ts';
-import { prng } from '../../helpers/prng.ts';
+import { PcmFifo } from '../../src/media/pcm-fifo.ts';
+import { prng } from '../helpers/prng.ts';
 
 /** Samples counting up from `from`, wrapping at 16 bits. */
 function ramp(from: number, n: number): Int16Array {
