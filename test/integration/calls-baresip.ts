@@ -26,6 +26,7 @@ import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 import { sleep, until } from '../helpers/wait.ts';
 import { scratch } from '../helpers/scratch.ts';
+import { logLines as gatewayLogLines } from '../helpers/logfmt.ts';
 
 const sipp = findExecutable('sipp');
 if (!sipp) throw new Error('sipp is not installed: run scripts/ci-deps.sh');
@@ -102,17 +103,8 @@ async function mediaPeer(p: Baresip): Promise<{ address: string; port: number; r
   return m ? { address: m[1]!, port: Number(m[2]), rtcpPort: Number(m[3]) } : undefined;
 }
 
-/** Fields of the gateway log lines with `msg`, in order (logfmt, values unquoted). */
-function logLines(msg: string): Record<string, string>[] {
-  const out: Record<string, string>[] = [];
-  for (const line of gw.log().split('\n')) {
-    if (!line.includes(`msg="${msg}"`) && !line.includes(`msg=${msg} `)) continue;
-    const fields: Record<string, string> = {};
-    for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g)) fields[m[1]!] = m[2]!.replace(/^"|"$/g, '');
-    out.push(fields);
-  }
-  return out;
-}
+/** Fields of the gateway log lines with `msg`, in order. */
+const logLines = (msg: string): Record<string, string>[] => gatewayLogLines(gw.log(), msg);
 
 const inRange = (port: number) => port >= GW_RTP[0] && port <= GW_RTP[1];
 

@@ -21,6 +21,7 @@ import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 import { sleep, until, udpPortTaken } from '../helpers/wait.ts';
 import { scratch } from '../helpers/scratch.ts';
+import { logLines } from '../helpers/logfmt.ts';
 
 if (!findExecutable('baresip')) throw new Error('baresip is not installed: run scripts/ci-deps.sh');
 const sipp = findExecutable('sipp');
@@ -100,9 +101,7 @@ function heardByDevice(): { frequency: number; ratio: number; seconds: number } 
   return { ...dominantFrequency(steadyPart(wav.samples, wav.rate), wav.rate), seconds: wav.samples.length / wav.rate };
 }
 
-const dtmfLines = () => gw.log().split('\n').filter((l) => l.includes('msg="dtmf received"'));
-/** A logfmt field's value, quotes removed. */
-const field = (line: string, name: string) => new RegExp(`\\b${name}=("(?:[^"\\\\]|\\\\.)*"|\\S*)`).exec(line)?.[1]?.replace(/^"|"$/g, '');
+const dtmfLines = () => logLines(gw.log(), 'dtmf received');
 const logCount = (msg: string) => gw.log().split('\n').filter((l) => l.includes(`msg="${msg}"`)).length;
 
 // The phone of the DTMF and outgoing-call tests, started before the first test: tap ends the root
@@ -128,15 +127,15 @@ await t.test('baresip calls the device with each codec: each side hears the othe
       t.ok(deviceHeard.seconds > 1, `the earpiece WAV holds the call (${deviceHeard.seconds.toFixed(1)} s)`);
       t.ok(deviceHeard.frequency === PHONE_TONE && deviceHeard.ratio > 0.8, `the device heard baresip's ${PHONE_TONE} Hz (got ${deviceHeard.frequency} Hz, ratio ${deviceHeard.ratio.toFixed(3)})`);
       // One line at the call's end with its statistics (RTP counts, loss, jitter; RTT once an RR came).
-      const stats = gw.log().split('\n').filter((l) => l.includes('msg="call media"')).at(-1) ?? '';
-      t.equal(field(stats, 'codec')?.toLowerCase(), c.codec.split('/')[0]!.toLowerCase(), `the call-end line names the codec (${stats.replace(/^.*msg="call media" /, '')})`);
-      const sent = Number(field(stats, 'packetsSent'));
-      const received = Number(field(stats, 'packetsReceived'));
+      const stats = logLines(gw.log(), 'call media').at(-1) ?? {};
+      t.equal(stats.codec?.toLowerCase(), c.codec.split('/')[0]!.toLowerCase(), `the call-end line names the codec (${JSON.stringify(stats)})`);
+      const sent = Number(stats.packetsSent);
+      const received = Number(stats.packetsReceived);
       const expected = CALL_MS / 20;
       // baresip packs L16 into 40 ms packets: half as many arrive.
       t.ok(sent > expected * 0.8 && received > expected * 0.4, `about ${expected} packets sent (${sent}), ${received} received`);
-      t.equal(Number(field(stats, 'lossPercent')), 0, 'no loss on loopback');
-      t.ok(Number.isFinite(Number(field(stats, 'jitterMs'))), 'jitter reported');
+      t.equal(Number(stats.lossPercent), 0, 'no loss on loopback');
+      t.ok(Number.isFinite(Number(stats.jitterMs)), 'jitter reported');
       await p.stop();
     });
   }
@@ -163,7 +162,7 @@ await t.test('DTMF both ways and a call placed by the device', async (t) => {
   );
   const received = dtmfLines()
     .slice(digitsBefore)
-    .map((l) => `${field(l, 'digit')}:${field(l, 'source')}`);
+    .map((l) => `${l.digit}:${l.source}`);
   t.same(received, ['4:rfc4733', '2:rfc4733', '#:rfc4733'], 'as RFC 4733 events, in order');
   t.match(await cli('status'), /digits: .*4:rfc4733:\d+ 2:rfc4733:\d+ #:rfc4733:\d+/, 'hookswitch status lists them with durations');
 
@@ -199,7 +198,7 @@ await t.test('SIP INFO DTMF from a phone reaches the device', async (t) => {
   defer(() => caller.kill());
   const result = await caller.result;
   t.equal(result.exitCode, 0, 'the call was answered, both INFOs got 200, BYE got 200', { output: result.output, log: gw.log().slice(-3000) });
-  const got = dtmfLines().slice(before).map((l) => `${field(l, 'digit')}:${field(l, 'source')}:${field(l, 'ms')}`);
+  const got = dtmfLines().slice(before).map((l) => `${l.digit}:${l.source}:${l.ms}`);
   t.same(got, ['7:info:160', '5:info:100'], 'the device got 7 (dtmf-relay, 160 ms) and 5 (application/dtmf, default 100 ms)');
 });
 

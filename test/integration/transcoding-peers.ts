@@ -24,6 +24,7 @@ import { findExecutable, freePort, startGateway } from '../helpers/gateway-proce
 import { spawnSipp } from '../helpers/sipp.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 import { scratch } from '../helpers/scratch.ts';
+import { logLines as gatewayLogLines } from '../helpers/logfmt.ts';
 
 const sipp = findExecutable('sipp');
 if (!sipp) throw new Error('sipp is not installed: run scripts/ci-deps.sh');
@@ -153,17 +154,8 @@ function gatewayRtcp(t: Test, relay: Record<string, string>, leg: 'a' | 'b', deb
   t.comment(`${who}: RTT ${relay[`${leg}RttMs`] ?? 'not measured (no report of the phone followed an SR of ours)'}, jitter ${relay[`${leg}JitterMs`]} ms, lost ${relay[`${leg}Lost`]}`);
 }
 
-/** Fields of the gateway log lines with `msg`, in order (logfmt, values unquoted). */
-function logLines(msg: string): Record<string, string>[] {
-  const out: Record<string, string>[] = [];
-  for (const line of gw.log().split('\n')) {
-    if (!line.includes(`msg="${msg}"`) && !line.includes(`msg=${msg} `)) continue;
-    const fields: Record<string, string> = {};
-    for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g)) fields[m[1]!] = m[2]!.replace(/^"|"$/g, '');
-    out.push(fields);
-  }
-  return out;
-}
+/** Fields of the gateway log lines with `msg`, in order. */
+const logLines = (msg: string): Record<string, string>[] => gatewayLogLines(gw.log(), msg);
 
 const num = (v: string | undefined) => Number(v ?? NaN);
 
