@@ -436,6 +436,32 @@ export class Call {
     }
   }
 
+  /**
+   * A new offer from the device on the far end's leg (RFC 3264 §8.4 hold and resume): a
+   * re-INVITE with the device's SDP. A refused re-INVITE leaves the session as it was (RFC 3261
+   * §14.1); `done` says whether the far end accepted. False when an offer is already in progress.
+   */
+  reofferLocal(slot: LegName, hold: boolean, done: (accepted: boolean) => void): boolean {
+    const leg = slot === 'a' ? this.a : this.b;
+    if (!leg || this.state !== 'connected' || leg.busy) return false;
+    const timer = this.timers.get(leg);
+    const headers = timer ? refreshHeaders(timer.terms, this.env.minSessionExpires) : [];
+    const sdp = this.media.reoffer(slot);
+    leg.busy = true;
+    leg.request('INVITE', { headers, body: Buffer.from(sdp, 'latin1'), contentType: 'application/sdp' }, (status, res) => {
+      leg.busy = false;
+      const answer = res && status >= 200 && status < 300 ? sdpOf(res) : undefined;
+      const accepted = answer !== undefined && this.state === 'connected' && this.media.answer(slot, answer).ok;
+      if (accepted) {
+        this.onHold = hold;
+        this.mediaSince = this.env.clock.now();
+        if (timer) timer.reset(termsFromAnswer(res!, timer.terms.interval));
+      }
+      done(accepted);
+    });
+    return true;
+  }
+
   /** RTP inactivity (every {@link rtpCheckInterval}): a leg silent too long ends the call. */
   private checkRtp(): void {
     if (this.state !== 'connected') return;

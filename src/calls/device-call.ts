@@ -59,6 +59,15 @@ export class DeviceCall {
   }
 
   /**
+   * Puts the far end on hold or takes it off (RFC 3264 §8.4): the device's media must already
+   * say so ({@link DeviceMedia.setHeld}); this sends the re-INVITE. False when the call is not
+   * connected or an offer is in progress; otherwise `done` gets whether the far end accepted.
+   */
+  hold(on: boolean, done: (accepted: boolean) => void): boolean {
+    return this.call.reofferLocal(this.remoteSlot, on, done);
+  }
+
+  /**
    * Sends an INFO with `body` to the far end of a connected call (RFC 6086); `done` gets the
    * final status (408/503 when it could not be delivered, 481 when there is no dialog).
    */

@@ -1,8 +1,9 @@
 /**
- * The device endpoint: this box's own handset or intercom as one party of the B2BUA. It holds at
- * most one call, opens the sound card for it, plays call-progress tones, answers calls (by
- * itself in this version: `device.autoAnswer`; the phone logic will take that decision), places
- * calls, and sends and receives DTMF. The CLI drives it through the control socket.
+ * The device endpoint: this box's own handset or intercom as one party of the B2BUA. It holds an
+ * active call and, when its phone logic takes call waiting, one more that is held or waiting;
+ * opens the sound card for the active call, plays call-progress tones, answers calls (by itself
+ * with `device.autoAnswer` when no phone logic listens), places calls, holds and resumes them
+ * (RFC 3264 §8.4), and sends and receives DTMF. The CLI drives it through the control socket.
  */
 import type { AudioBackend, AudioDevice, AudioDeviceOptions } from '../audio/audio-device.ts';
 import type { Party } from '../calls/call.ts';
@@ -18,7 +19,10 @@ import type { ToneName } from '../media/tone/tone-sets.ts';
 import type { LineEvents, PhoneLine } from '../phone/types.ts';
 import { CallProgressTones, type ProgressTone } from './call-progress.ts';
 
-export type DeviceState = 'idle' | 'ringing' | 'dialing' | 'connected';
+/** What the device is doing; `held` when its only call is on hold. */
+export type DeviceState = 'idle' | 'ringing' | 'dialing' | 'connected' | 'held';
+/** One call's state: `waiting` rings as a second call (call waiting), `held` is on hold by the device. */
+type CallState = 'ringing' | 'waiting' | 'dialing' | 'connected' | 'held';
 
 /** What the endpoint needs; the composition root wires it. */
 export interface DeviceEndpointOptions {
@@ -39,7 +43,7 @@ export interface DeviceEndpointOptions {
 interface Current {
   call: DeviceCall;
   media: DeviceMedia;
-  state: DeviceState;
+  state: CallState;
   since: number;
 }
 
@@ -49,7 +53,8 @@ const FAILURE_TONE_MS = 3000;
 const DIGIT_HISTORY = 20;
 
 export class DeviceEndpoint implements DevicePort {
-  private current: Current | undefined;
+  /** The device's calls: at most one active (ringing, dialing, connected) and one held or waiting. */
+  private calls: Current[] = [];
   /** A dial command is waiting for the B2BUA to place the call: the device is busy already. */
   private placing = false;
   private device: AudioDevice | undefined;
@@ -70,13 +75,16 @@ export class DeviceEndpoint implements DevicePort {
       const placed = await this.place(number);
       return placed.ok ? { ok: true } : placed;
     },
-    answer: () => this.answerCall(),
+    answer: (id) => this.answerCall(id),
     // A call still ringing is refused as busy (the handset is off-hook, the intercom declines it).
-    hangup: () => {
-      const current = this.current;
-      if (current?.state === 'ringing' && current.call.reject(486, 'Busy Here')) return;
-      current?.call.hangup();
+    hangup: (id) => {
+      const target = id === undefined ? this.current : this.byId(id);
+      if (!target) return;
+      if ((target.state === 'ringing' || target.state === 'waiting') && target.call.reject(486, 'Busy Here')) return;
+      target.call.hangup();
     },
+    hold: () => this.holdActive(),
+    resume: () => this.resumeHeld(),
     sendDigits: (digits) => {
       this.sendDigits(digits);
     },
@@ -97,7 +105,18 @@ export class DeviceEndpoint implements DevicePort {
   }
 
   get state(): DeviceState {
-    return this.current?.state ?? 'idle';
+    const active = this.current;
+    if (active) return active.state === 'waiting' ? 'ringing' : (active.state as DeviceState);
+    return this.calls.some((c) => c.state === 'held') ? 'held' : 'idle';
+  }
+
+  /** The active call: ringing, dialing or connected (not held, not a waiting second call). */
+  private get current(): Current | undefined {
+    return this.calls.find((c) => c.state !== 'held' && c.state !== 'waiting') ?? (this.calls.length === 1 && this.calls[0]!.state === 'waiting' ? this.calls[0] : undefined);
+  }
+
+  private byId(id: string): Current | undefined {
+    return this.calls.find((c) => c.call.id === id);
   }
 
   /** Calls `fn` with every DTMF digit the far end sends (the door opener listens here). */
@@ -114,12 +133,21 @@ export class DeviceEndpoint implements DevicePort {
   }
 
   incoming(call: DeviceCall, caller: Party): LocalEnd | { status: number; reason?: string } {
-    if (this.current || this.placing) return { status: 486, reason: 'Busy Here' };
+    const callerInfo = { user: caller.user, ...(caller.display ? { display: caller.display } : {}) };
+    if (this.calls.length > 0 || this.placing) {
+      // Call waiting: one more call while the device is in one, when the phone logic takes it.
+      const waiting = this.phone?.waiting;
+      if (!waiting || this.placing || this.calls.length > 1) return { status: 486, reason: 'Busy Here' };
+      this.calls.push({ call, media: this.mediaOf(call), state: 'waiting', since: this.opts.clock.now() });
+      this.log.info('device call waiting', { call: call.id, from: caller.user, ...(caller.display ? { name: caller.display } : {}) });
+      this.tell('waiting', () => waiting.call(this.phone, callerInfo, call.id));
+      return this.follow(call);
+    }
     const media = this.mediaOf(call);
-    this.current = { call, media, state: 'ringing', since: this.opts.clock.now() };
+    this.calls.push({ call, media, state: 'ringing', since: this.opts.clock.now() });
     this.stopTone();
     this.log.info('device ringing', { call: call.id, from: caller.user, ...(caller.display ? { name: caller.display } : {}) });
-    if (this.phone) this.tell('incoming', () => this.phone!.incoming(caller));
+    if (this.phone) this.tell('incoming', () => this.phone!.incoming(callerInfo, call.id));
     else if (this.opts.autoAnswer) this.opts.clock.setTimer(0, () => this.answerCall(), 'auto-answer');
     return this.follow(call);
   }
@@ -134,13 +162,15 @@ export class DeviceEndpoint implements DevicePort {
 
   /** Places a call from the device; status 0 means the device itself is busy. */
   private async place(number: string): Promise<{ ok: true; call: string } | { ok: false; status: number; reason: string }> {
-    if (this.current) return { ok: false, status: 0, reason: `the device is ${this.current.state}` };
+    // A second call may be placed while the first is held (hook flash, then dial).
+    const busy = this.calls.find((c) => c.state !== 'held') ?? (this.calls.length > 1 ? this.calls[0] : undefined);
+    if (busy) return { ok: false, status: 0, reason: `the device is ${busy.state}` };
     if (this.placing) return { ok: false, status: 0, reason: 'the device is dialing' };
     this.placing = true;
     let placed: Awaited<ReturnType<DeviceEndpointOptions['dial']>>;
     try {
       placed = await this.opts.dial(number, (call) => {
-        this.current = { call, media: this.mediaOf(call), state: 'dialing', since: this.opts.clock.now() };
+        this.calls.push({ call, media: this.mediaOf(call), state: 'dialing', since: this.opts.clock.now() });
         this.stopTone();
         return this.follow(call);
       });
@@ -186,10 +216,13 @@ export class DeviceEndpoint implements DevicePort {
 
   status(): ControlReply {
     const c = this.current;
+    const now = this.opts.clock.now();
+    const others = this.calls.filter((o) => o !== c);
     return {
       ok: true,
       device: this.state,
-      ...(c ? { call: c.call.id, remote: c.call.remote.user, seconds: Math.round((this.opts.clock.now() - c.since) / 1000), media: c.media.stream.summary() } : {}),
+      ...(c ? { call: c.call.id, remote: c.call.remote.user, seconds: Math.round((now - c.since) / 1000), media: c.media.stream.summary() } : {}),
+      ...(others.length ? { others: others.map((o) => `${o.call.id} ${o.state} ${o.call.remote.user} ${Math.round((now - o.since) / 1000)}s`).join(', ') } : {}),
       digits: this.digits.map((d) => `${d.digit}:${d.source}:${d.durationMs}`).join(' '),
       audio: this.device?.stats() ?? null,
     };
@@ -197,7 +230,7 @@ export class DeviceEndpoint implements DevicePort {
 
   /** Ends the call and releases the sound card (shutdown). */
   async close(): Promise<void> {
-    this.current?.call.hangup('SIP;cause=503;text="Gateway shutting down"');
+    for (const c of [...this.calls]) c.call.hangup('SIP;cause=503;text="Gateway shutting down"');
     this.stopTone();
     await this.closeAudio();
   }
@@ -208,30 +241,71 @@ export class DeviceEndpoint implements DevicePort {
     return call.media as DeviceMedia;
   }
 
-  private answerCall(): boolean {
-    const current = this.current;
-    if (current?.state !== 'ringing') return false;
+  private answerCall(id?: string): boolean {
+    const target = id === undefined ? this.current : this.byId(id);
+    if (target?.state !== 'ringing' && target?.state !== 'waiting') return false;
+    // A waiting call is answered once the active call is held (or gone).
+    if (this.calls.some((c) => c !== target && c.state !== 'held')) return false;
+    target.state = 'ringing';
     this.openAudio();
-    return current.call.answer();
+    return target.call.answer();
+  }
+
+  private holdActive(): boolean {
+    const active = this.current;
+    if (active?.state !== 'connected' || this.calls.some((c) => c.state === 'held')) return false;
+    return this.setHold(active, true);
+  }
+
+  /** Resumes the held call; a connected active call takes its place on hold (swap). */
+  private resumeHeld(): boolean {
+    const held = this.calls.find((c) => c.state === 'held');
+    if (!held) return false;
+    const active = this.calls.find((c) => c !== held && c.state !== 'waiting');
+    if (active && (active.state !== 'connected' || !this.setHold(active, true))) return false;
+    return this.setHold(held, false);
+  }
+
+  /**
+   * Holds or resumes a call: its state changes at once (the earpiece and microphone follow the
+   * active call), the re-INVITE goes out, and a refusal is logged; the media stays as the far end
+   * last agreed (RFC 3261 §14.1).
+   */
+  private setHold(target: Current, on: boolean): boolean {
+    target.media.setHeld(on);
+    const sent = target.call.hold(on, (accepted) => {
+      if (!accepted) this.log.warn(on ? 'hold refused by the far end' : 'resume refused by the far end', { call: target.call.id });
+    });
+    if (!sent) {
+      target.media.setHeld(!on);
+      return false;
+    }
+    target.state = on ? 'held' : 'connected';
+    this.log.info(on ? 'device holds call' : 'device resumes call', { call: target.call.id, remote: target.call.remote.user });
+    if (on) this.stopTone();
+    else this.openAudio();
+    return true;
   }
 
   private follow(call: DeviceCall): LocalEnd {
-    const mine = () => this.current?.call === call;
+    const entry = () => this.calls.find((c) => c.call === call);
     return {
       ringing: () => {
-        if (!mine()) return;
+        const c = entry();
+        if (!c) return;
         this.log.info('device hears ringing', { call: call.id });
         if (this.phone) this.tell('ringing', () => this.phone!.ringing());
-        else if (!this.current!.media.stream.receiving) this.playTone('ringback');
+        else if (!c.media.stream.receiving) this.playTone('ringback');
       },
       connected: () => {
-        if (!mine()) return;
-        this.current!.state = 'connected';
-        this.current!.since = this.opts.clock.now();
+        const c = entry();
+        if (!c) return;
+        c.state = 'connected';
+        c.since = this.opts.clock.now();
         this.stopTone();
         this.openAudio();
-        this.log.info('device connected', { call: call.id, remote: call.remote.user, codec: this.current!.media.stream.codecName ?? '-' });
-        if (this.phone) this.tell('connected', () => this.phone!.connected());
+        this.log.info('device connected', { call: call.id, remote: call.remote.user, codec: c.media.stream.codecName ?? '-' });
+        if (this.phone) this.tell('connected', () => this.phone!.connected(call.id));
       },
       info: (contentType, body) => {
         const event = contentType === undefined ? undefined : parseDtmfInfo(contentType, body);
@@ -240,15 +314,17 @@ export class DeviceEndpoint implements DevicePort {
         return 200;
       },
       ended: (cause, status) => {
-        if (!mine()) return;
-        const wasDialing = this.current!.state === 'dialing';
-        this.current = undefined;
+        const c = entry();
+        if (!c) return;
+        const wasActive = c === this.current;
+        const wasDialing = c.state === 'dialing';
+        this.calls = this.calls.filter((o) => o !== c);
         this.log.info('device call ended', { call: call.id, reason: cause, ...(status === undefined ? {} : { status }) });
         if (this.phone) {
-          this.stopTone();
-          this.tell('ended', () => this.phone!.ended(cause, status));
+          if (wasActive) this.stopTone();
+          this.tell('ended', () => this.phone!.ended(cause, status, call.id));
           // The phone logic may have started a tone (busy, congestion): the card stays open for it.
-          if (!this.tone) void this.closeAudio();
+          if (!this.tone && !this.current) void this.closeAudio();
         } else if (wasDialing && status !== undefined && status !== 487) {
           this.playTone(status === 486 || status === 600 ? 'busy' : 'congestion', FAILURE_TONE_MS);
         } else {
@@ -338,14 +414,29 @@ export class DeviceEndpoint implements DevicePort {
     }
   }
 
-  /** One capture frame: the uplink takes it, and one playback frame comes back for the card. */
+  /**
+   * One capture frame: the active call's uplink takes it, and one playback frame comes back for
+   * the card. A tone replaces silence, and is mixed into the far end's audio in a connected call
+   * (the call-waiting tone is heard over the conversation).
+   */
   private onCapture(device: AudioDevice, pcm: Int16Array): void {
     if (device !== this.device) return;
     const now = this.opts.clock.now();
     const current = this.current;
     let out: Int16Array | undefined;
     if (current && (current.state === 'connected' || current.state === 'dialing')) out = current.media.stream.tick(pcm, now);
-    if (this.tone && !(current?.media.stream.receiving ?? false)) out = this.tone.next(pcm.length);
+    if (this.tone) {
+      const tone = this.tone.next(pcm.length);
+      if (current?.state === 'connected' && out) out = mix(out, tone);
+      else if (!(current?.media.stream.receiving ?? false)) out = tone;
+    }
     device.play(out ?? new Int16Array(pcm.length));
   }
+}
+
+/** Sums two blocks with saturation. */
+function mix(a: Int16Array, b: Int16Array): Int16Array {
+  const out = new Int16Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = Math.max(-32768, Math.min(32767, a[i]! + (b[i] ?? 0)));
+  return out;
 }

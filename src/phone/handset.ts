@@ -11,9 +11,12 @@
  *  incoming ─▶ ringing ──offHook──▶ connected              (busy/congestion tone, then warning howler)
  * ```
  *
- * One call at a time: the device endpoint holds one call, so hook flash during a call is logged
- * and ignored; hold, swap and call waiting need a second call on the line (a later PhoneLine).
- * Outside a call a flash gives a fresh dial tone, as re-lifting would.
+ * Hook flash (Telcordia GR-506 custom calling features, as ATAs implement them): in a call it
+ * holds the call and gives a second dial tone; with a call held, it swaps; with a call waiting
+ * (its tone mixed into the conversation) it holds the call and answers the waiting one. While
+ * dialling a second call, flash abandons it and takes the held call back. Putting the handset
+ * down with a call held rings the phone again (recall) and lifting it takes the call back; with
+ * a call waiting, the waiting call rings. Outside a call a flash gives a fresh dial tone.
  */
 import type { HardwareBackend } from '../hardware/types.ts';
 import type { DtmfDigit } from '../media/dtmf/types.ts';
@@ -21,6 +24,8 @@ import type { ToneName } from '../media/tone/tone-sets.ts';
 import type { Clock, TimerHandle } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { DigitMap } from './digit-map.ts';
+import type { HandsetConfig } from './handset-config.ts';
+export { HANDSET_DEFAULTS, resolveHandsetConfig, type HandsetConfig } from './handset-config.ts';
 import { Ringer, type RingerDrive } from './ringer.ts';
 import type { Caller, LineEvents, PhoneLine } from './types.ts';
 
@@ -32,57 +37,6 @@ import type { Caller, LineEvents, PhoneLine } from './types.ts';
 export interface PhoneEvent {
   type: 'offHook' | 'onHook' | 'flash' | 'digit' | 'button';
   digit?: string;
-}
-
-/** The handset's settings. */
-export interface HandsetConfig {
-  /** How long to wait for another digit before dialling what matches (ms). */
-  interDigitMs: number;
-  /** Off-hook without dialling this long gives the off-hook warning howler (ms; 30-60 s is usual). */
-  offHookWarningMs: number;
-  /** How long a busy, congestion or unobtainable tone plays before the howler (ms). */
-  failureToneMs: number;
-  /** A number dialled at once when the handset is lifted (a hotline phone has no dial tone). */
-  hotline?: string;
-  /** Ring frequency (Hz). */
-  ringFrequencyHz: number;
-  /** ISO 3166-1 alpha-2 country: ring cadence (tones come from the line's own `tones.country`). */
-  country: string;
-}
-
-/** The defaults (North America: `us`, 20 Hz ringing). */
-export const HANDSET_DEFAULTS: Readonly<HandsetConfig> = {
-  interDigitMs: 4000,
-  offHookWarningMs: 45_000,
-  failureToneMs: 30_000,
-  ringFrequencyHz: 20,
-  country: 'us',
-};
-
-/** Countries that ring at 20 Hz (North American Numbering Plan practice); the rest ring at 25 Hz. */
-const TWENTY_HZ = new Set(['us', 'ca']);
-
-/**
- * Fills in the defaults of a partial config; without `ringFrequencyHz` the country decides
- * (20 Hz for us/ca, 25 Hz elsewhere). Throws an Error with a one-line message on a bad value.
- */
-export function resolveHandsetConfig(input: Partial<HandsetConfig> = {}): HandsetConfig {
-  const country = (input.country ?? HANDSET_DEFAULTS.country).toLowerCase();
-  const cfg: HandsetConfig = {
-    interDigitMs: input.interDigitMs ?? HANDSET_DEFAULTS.interDigitMs,
-    offHookWarningMs: input.offHookWarningMs ?? HANDSET_DEFAULTS.offHookWarningMs,
-    failureToneMs: input.failureToneMs ?? HANDSET_DEFAULTS.failureToneMs,
-    ringFrequencyHz: input.ringFrequencyHz ?? (TWENTY_HZ.has(country) ? 20 : 25),
-    country,
-    ...(input.hotline === undefined ? {} : { hotline: input.hotline }),
-  };
-  for (const key of ['interDigitMs', 'offHookWarningMs', 'failureToneMs', 'ringFrequencyHz'] as const) {
-    if (!(Number.isFinite(cfg[key]) && cfg[key] > 0)) throw new Error(`handset ${key} must be a positive number (got ${cfg[key]})`);
-  }
-  if (cfg.hotline !== undefined && !/^[0-9*#+]{1,64}$/.test(cfg.hotline)) {
-    throw new Error(`handset hotline must be 1 to 64 digits, *, # or + (got ${JSON.stringify(cfg.hotline)})`);
-  }
-  return cfg;
 }
 
 /** Where the handset is. */
@@ -127,6 +81,14 @@ export class Handset {
   private readonly ringer: Ringer;
   private readonly log: Logger;
   private readonly cfg: HandsetConfig;
+  /** The connected call's id, and the one ringing the handset. */
+  private activeCall: string | undefined;
+  private ringingCall: string | undefined;
+  /** The call on hold, and the second call waiting (call waiting). */
+  private heldCall: string | undefined;
+  private waitingCall: { id: string; caller: Caller } | undefined;
+  /** The handset rings to give a held call back (put down with a call on hold). */
+  private recall = false;
 
   constructor(private readonly opts: HandsetOptions) {
     this.log = opts.logger;
@@ -140,10 +102,11 @@ export class Handset {
       ...(opts.ringerDrive ? { drive: opts.ringerDrive } : {}),
     });
     const events: LineEvents = {
-      incoming: (caller) => this.incoming(caller),
+      incoming: (caller, call) => this.incoming(caller, call),
+      waiting: (caller, call) => this.waiting(caller, call),
       ringing: () => this.farEndRinging(),
-      connected: () => this.connected(),
-      ended: (cause, status) => this.ended(cause, status),
+      connected: (call) => this.connected(call),
+      ended: (cause, status, call) => this.ended(cause, status, call),
       digit: (digit) => this.farEndDigit(digit),
     };
     opts.line.listen(events);
@@ -151,6 +114,11 @@ export class Handset {
 
   get state(): HandsetState {
     return this.current;
+  }
+
+  /** The calls besides the active one: held, waiting. */
+  get calls(): { held?: string; waiting?: string } {
+    return { ...(this.heldCall ? { held: this.heldCall } : {}), ...(this.waitingCall ? { waiting: this.waitingCall.id } : {}) };
   }
 
   /** The digits collected so far for the next call. */
@@ -190,12 +158,25 @@ export class Handset {
       return;
     }
     this.ringer.stop();
-    if (this.opts.line.answer()) {
+    if (this.recall) {
+      this.recall = false;
+      if (this.opts.line.resume()) {
+        this.takeBackHeld();
+        return;
+      }
+      this.heldCall = undefined;
+      this.log.info('held call gone before it was taken back');
+      return this.startDialling();
+    }
+    if (this.opts.line.answer(this.ringingCall)) {
+      this.activeCall = this.ringingCall;
+      this.ringingCall = undefined;
       this.enter('connected');
       this.log.info('answered');
       return;
     }
     // The caller gave up just as the handset was lifted: a lift like any other.
+    this.ringingCall = undefined;
     this.log.info('call gone before it was answered');
     this.startDialling();
   }
@@ -204,23 +185,40 @@ export class Handset {
     if (this.current === 'idle' || this.current === 'ringing') return;
     if (this.current === 'calling') this.abandoned = this.attempt;
     if (this.current === 'calling' || this.current === 'connected') this.opts.line.hangup();
+    this.activeCall = undefined;
     this.cancelTimer();
     this.tone(undefined);
     this.digits = '';
     this.enter('idle');
     this.log.info('on-hook');
+    // A second call is not lost by hanging up the first: it rings the handset.
+    if (this.waitingCall) {
+      const { id, caller } = this.waitingCall;
+      this.waitingCall = undefined;
+      this.incoming(caller, id);
+    } else if (this.heldCall) {
+      this.recall = true;
+      this.enter('ringing');
+      this.log.info('recall: a call is on hold', { call: this.heldCall });
+      this.ringer.start();
+    }
   }
 
   private flash(): void {
     switch (this.current) {
-      case 'calling':
       case 'connected':
-        this.log.info('hook flash ignored: the device holds one call (no hold, swap or call waiting)', { state: this.current });
-        return;
+        return this.flashInCall();
+      case 'calling':
       case 'dialTone':
       case 'collecting':
       case 'failed':
       case 'warning':
+        if (this.heldCall) return this.abandonSecondCall();
+        if (this.waitingCall && this.current !== 'calling') return this.answerWaiting();
+        if (this.current === 'calling') {
+          this.log.info('hook flash while calling ignored');
+          return;
+        }
         this.log.info('hook flash: fresh dial tone', { state: this.current });
         return this.startDialling();
       case 'idle':
@@ -228,6 +226,76 @@ export class Handset {
         this.log.debug('hook flash while on-hook ignored');
         return;
     }
+  }
+
+  /** Flash in a connected call: answer the waiting call, swap with the held one, or hold and dial. */
+  private flashInCall(): void {
+    if (this.waitingCall) {
+      if (!this.heldCall && !this.opts.line.hold()) return this.flashRefused('hold');
+      if (this.heldCall) {
+        this.log.info('hook flash: a call is held already, the waiting call keeps waiting');
+        return;
+      }
+      this.heldCall = this.activeCall;
+      return this.answerWaiting();
+    }
+    if (this.heldCall) {
+      if (!this.opts.line.resume()) return this.flashRefused('swap');
+      const back = this.heldCall;
+      this.heldCall = this.activeCall;
+      this.activeCall = back;
+      this.log.info('hook flash: calls swapped', { active: back, held: this.heldCall });
+      return;
+    }
+    if (!this.opts.line.hold()) return this.flashRefused('hold');
+    this.heldCall = this.activeCall;
+    this.activeCall = undefined;
+    this.log.info('hook flash: call held, second dial tone', { held: this.heldCall });
+    this.startDialling();
+  }
+
+  private flashRefused(what: string): void {
+    this.log.warn(`hook flash: ${what} not possible now`, { state: this.current });
+  }
+
+  /** Answers the waiting call (the active one, if any, is held already). */
+  private answerWaiting(): void {
+    const waiting = this.waitingCall!;
+    this.waitingCall = undefined;
+    this.cancelTimer();
+    this.tone(undefined);
+    if (!this.opts.line.answer(waiting.id)) {
+      this.log.info('waiting call gone before it was answered');
+      if (this.heldCall) return this.abandonSecondCall();
+      return this.startDialling();
+    }
+    this.activeCall = waiting.id;
+    this.digits = '';
+    this.enter('connected');
+    this.log.info('hook flash: waiting call answered', { from: waiting.caller.user, held: this.heldCall });
+  }
+
+  /** Flash while dialling a second call: drop the attempt, take the held call back. */
+  private abandonSecondCall(): void {
+    if (this.current === 'calling') {
+      this.abandoned = this.attempt;
+      this.opts.line.hangup();
+    }
+    this.cancelTimer();
+    this.tone(undefined);
+    this.digits = '';
+    if (!this.opts.line.resume()) {
+      this.log.warn('hook flash: the held call cannot be taken back', { call: this.heldCall });
+      return this.startDialling();
+    }
+    this.takeBackHeld();
+  }
+
+  private takeBackHeld(): void {
+    this.activeCall = this.heldCall;
+    this.heldCall = undefined;
+    this.enter('connected');
+    this.log.info('held call taken back', { call: this.activeCall });
   }
 
   private digit(key: string | undefined): void {
@@ -350,9 +418,10 @@ export class Handset {
 
   // ---- line events ----
 
-  private incoming(caller: Caller): void {
+  private incoming(caller: Caller, call: string): void {
     switch (this.current) {
       case 'idle':
+        this.ringingCall = call;
         this.enter('ringing');
         this.log.info('ringing', { from: caller.user, ...(caller.display ? { name: caller.display } : {}) });
         this.ringer.start();
@@ -361,21 +430,34 @@ export class Handset {
         return;
       case 'calling':
       case 'connected':
-        // The device endpoint answers 486 itself while it holds a call.
+        // The device endpoint sends a second call through waiting() or refuses it itself.
         this.log.warn('incoming call while in a call ignored', { from: caller.user, state: this.current });
         return;
       default:
         this.log.info('incoming call refused: the handset is off-hook', { from: caller.user, state: this.current });
-        this.opts.line.hangup();
+        this.opts.line.hangup(call);
     }
+  }
+
+  /** A second call while in a call: the call-waiting tone, flash answers (GR-571 call waiting). */
+  private waiting(caller: Caller, call: string): void {
+    if (this.current !== 'connected' || this.waitingCall || this.heldCall) {
+      this.log.info('second call refused: busy', { from: caller.user, state: this.current });
+      this.opts.line.hangup(call);
+      return;
+    }
+    this.waitingCall = { id: call, caller };
+    this.log.info('call waiting', { from: caller.user, ...(caller.display ? { name: caller.display } : {}) });
+    this.tone('callWaiting');
   }
 
   private farEndRinging(): void {
     if (this.current === 'calling') this.tone('ringback');
   }
 
-  private connected(): void {
+  private connected(call: string): void {
     if (this.current === 'calling') {
+      this.activeCall = call;
       this.tone(undefined);
       this.enter('connected');
       this.log.info('connected');
@@ -386,9 +468,26 @@ export class Handset {
     }
   }
 
-  private ended(cause: string, status: number | undefined): void {
+  private ended(cause: string, status: number | undefined, call: string): void {
+    if (call === this.heldCall) return this.heldEnded(cause);
+    if (call === this.waitingCall?.id) {
+      this.waitingCall = undefined;
+      this.log.info('waiting caller gave up', { reason: cause });
+      if (this.playing === 'callWaiting') this.tone(undefined);
+      return;
+    }
+    if (this.current === 'ringing' && call !== this.ringingCall) {
+      this.log.debug('end of a call not ringing ignored', { call, reason: cause });
+      return;
+    }
+    if (this.activeCall !== undefined && call !== this.activeCall && this.current !== 'calling') {
+      this.log.debug('end of another call ignored', { call, reason: cause });
+      return;
+    }
+    this.activeCall = undefined;
     switch (this.current) {
       case 'ringing':
+        this.ringingCall = undefined;
         this.log.info('caller gave up', { reason: cause });
         this.ringer.stop();
         this.enter('idle');
@@ -401,6 +500,17 @@ export class Handset {
         return this.fail('busy', 'far end hung up');
       default:
         this.log.debug('call end ignored', { state: this.current, reason: cause });
+    }
+  }
+
+  /** The held party hung up: forget it; a recall ring for it stops. */
+  private heldEnded(cause: string): void {
+    this.heldCall = undefined;
+    this.log.info('held call ended', { reason: cause });
+    if (this.recall) {
+      this.recall = false;
+      this.ringer.stop();
+      this.enter('idle');
     }
   }
 

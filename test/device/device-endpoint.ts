@@ -86,9 +86,21 @@ class FakeStream {
   }
 }
 
+/** The parts of DeviceMedia the endpoint uses, besides the stream. */
+class FakeMedia {
+  held = false;
+  constructor(readonly stream: FakeStream) {}
+  setHeld(on: boolean): void {
+    this.held = on;
+  }
+}
+
 class FakeCall {
   readonly media: DeviceMedia;
   answered = 0;
+  /** Re-INVITEs asked for (hold true/false) and whether one is in progress. */
+  readonly holds: boolean[] = [];
+  holdBusy = false;
   hungUp: (string | undefined)[] = [];
   readonly infos: { at: number; contentType: string; body: string }[] = [];
   infoStatus = 200;
@@ -100,7 +112,13 @@ class FakeCall {
     private readonly clock: ManualClock,
     readonly stream = new FakeStream(),
   ) {
-    this.media = { stream } as unknown as DeviceMedia;
+    this.media = new FakeMedia(stream) as unknown as DeviceMedia;
+  }
+  hold(on: boolean, done: (accepted: boolean) => void): boolean {
+    if (this.holdBusy) return false;
+    this.holds.push(on);
+    done(true);
+    return true;
   }
   answer(): boolean {
     this.answered++;
@@ -175,7 +193,7 @@ function rig(o: Partial<Pick<DeviceEndpointOptions, 'autoAnswer' | 'dtmf'>> = {}
     logger: log,
     audio: backend,
     audioOptions: { rate: RATE, frameMs: FRAME_MS, capture: 'default', playback: 'default' },
-    createMedia: async () => ({ stream: new FakeStream() }) as unknown as DeviceMedia,
+    createMedia: async () => new FakeMedia(new FakeStream()) as unknown as DeviceMedia,
     dial: (_number, follow) => r.dialResult(follow),
     autoAnswer: o.autoAnswer ?? false,
     tones,
@@ -478,4 +496,81 @@ t.test('the line for the phone logic: events instead of auto-answer and own tone
   t.ok(r.backend.devices.at(-1)!.stopped, 'stopping the tone with no call closes the card');
   r.dialResult = async () => ({ status: 404, reason: 'Not Found' });
   t.same(await r.endpoint.line.dial('999'), { ok: false, status: 404, reason: 'Not Found' }, 'a refused dial gives its status');
+});
+
+t.test('two calls on the line: hold, a second call, swap, call waiting', async (t) => {
+  const r = rig();
+  const events: string[] = [];
+  r.endpoint.line.listen({
+    incoming: (c, id) => events.push(`incoming ${c.user} ${id}`),
+    waiting: (c, id) => events.push(`waiting ${c.user} ${id}`),
+    ringing: () => events.push('ringing'),
+    connected: (id) => events.push(`connected ${id}`),
+    ended: (cause, status, id) => events.push(`ended ${id} ${cause} ${status ?? '-'}`),
+    digit: (d) => events.push(`digit ${d.digit}`),
+  });
+  const line = r.endpoint.line;
+  t.equal(line.hold(), false, 'nothing to hold');
+  t.equal(line.resume(), false, 'nothing to resume');
+  t.same(await line.dial('200'), { ok: true });
+  const first = r.lastDialled!;
+  const firstMedia = first.media as unknown as FakeMedia;
+  t.equal(line.hold(), false, 'a call not yet connected cannot be held');
+  first.local!.connected();
+  t.equal(line.hold(), true, 'hold the connected call');
+  t.same(first.holds, [true], 're-INVITE to hold');
+  t.equal(firstMedia.held, true, 'its media offers inactive');
+  t.equal(r.endpoint.state, 'held');
+  t.equal(line.hold(), false, 'one held call at most');
+  const before = first.stream.ticks.length;
+  r.capture();
+  t.equal(first.stream.ticks.length, before, 'the held call gets no audio');
+
+  t.same(await line.dial('300'), { ok: true }, 'a second call while the first is held');
+  const second = r.lastDialled!;
+  t.not(second, first);
+  t.same(await r.endpoint.dial('400'), { ok: false, error: 'the device is dialing' }, 'no third call');
+  second.local!.connected();
+  t.equal(r.endpoint.state, 'connected');
+  r.capture();
+  t.equal(second.stream.ticks.length, 1, 'the active call gets the audio');
+  t.match(r.endpoint.status(), { device: 'connected', call: second.id, others: /held 200/ }, 'status lists the held call');
+
+  t.equal(line.resume(), true, 'swap');
+  t.same(second.holds, [true], 'the active call is held');
+  t.same(first.holds, [true, false], 'the held call is resumed');
+  r.capture();
+  t.equal(first.stream.ticks.length, before + 1, 'the resumed call has the audio');
+
+  // Call waiting: a third call is refused while two are on the line.
+  const third = incoming(r, 'in3');
+  t.match(third.result, { status: 486 }, 'busy with two calls');
+  second.local!.ended('bye');
+  t.match(events.at(-1), /^ended out\d+ bye -$/, 'the held call ended');
+  const waiting = incoming(r, 'w1');
+  t.notOk('status' in waiting.result, 'a second call waits');
+  t.equal(events.at(-1), 'waiting 100 w1', 'the phone logic hears of it');
+  t.equal(line.answer('w1'), false, 'not answered while the active call is not held');
+  line.playTone('callWaiting');
+  const mixed = r.capture();
+  t.ok(mixed.some((v) => v !== STREAM_LEVEL), 'the call-waiting tone is mixed into the conversation');
+  t.ok(mixed.filter((v) => v === STREAM_LEVEL).length < FRAME, 'over the far end\'s audio');
+  line.playTone(undefined);
+  t.equal(line.hold(), true);
+  t.equal(line.answer('w1'), true, 'the waiting call is answered once the other is held');
+  t.equal(waiting.call.answered, 1);
+  waiting.call.local!.connected();
+  t.equal(events.at(-1), 'connected w1');
+  line.hangup('w1');
+  t.same(waiting.call.hungUp, [undefined], 'hangup by id');
+  waiting.call.local!.ended('bye');
+  t.equal(r.endpoint.state, 'held');
+  t.equal(line.resume(), true, 'the held call comes back');
+  t.equal(r.endpoint.state, 'connected');
+
+  // Without waiting() in the phone logic a second call is busy.
+  const plain = rig();
+  plain.endpoint.line.listen({ incoming: () => {}, ringing: () => {}, connected: () => {}, ended: () => {}, digit: () => {} });
+  incoming(plain, 'a');
+  t.match(incoming(plain, 'b').result, { status: 486 }, 'no call waiting: 486');
 });

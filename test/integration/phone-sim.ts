@@ -4,6 +4,9 @@
  * - Handset: lift → the dial tone (de: 425 Hz) is in the earpiece; rotary-dial 101 as pulse
  *   edges → baresip 101 rings and answers → each side hears the other → put the handset down →
  *   the call ends.
+ * - Hook flash: in a call with 101, flash holds it (second dial tone), 102 is dialled, flash swaps
+ *   back; 102 hangs up and calls again: the call-waiting tone is mixed into the conversation,
+ *   flash answers it; on-hook with 101 held rings the handset again, lifting takes 101 back.
  * - Intercom (board pi-intercom): the call button → baresip 102 answers by itself; baresip sends
  *   a wrong code, then 1234 as RFC 4733 events → the door relay pulses once, for 3 s.
  */
@@ -30,6 +33,9 @@ const mic = join(work, 'mic.wav');
 writeToneWav(mic, { rate: CARD_RATE, seconds: 60, frequency: DEVICE_TONE });
 const phoneTone = join(work, 'phone.wav');
 writeToneWav(phoneTone, { rate: 8000, seconds: 60, frequency: PHONE_TONE });
+const SECOND_TONE = 800;
+const secondTone = join(work, 'second.wav');
+writeToneWav(secondTone, { rate: 8000, seconds: 60, frequency: SECOND_TONE });
 
 async function gateway(name: string, extra: object, rtp: [number, number]): Promise<{ gw: GatewayProcess; ear: string }> {
   const ear = join(work, `${name}-ear.wav`);
@@ -52,8 +58,20 @@ async function gateway(name: string, extra: object, rtp: [number, number]): Prom
   return { gw, ear };
 }
 
-function phone(gw: GatewayProcess, ext: string, rtpBase: number): Promise<Baresip> {
-  return registeredPhone({ ext, password: password(ext), gateway: gw, defer, codecs: ['PCMU/8000/1'], toneWav: phoneTone, recordDir: true, autoAnswer: true, rtpPorts: [rtpBase, rtpBase + 39] });
+function phone(gw: GatewayProcess, ext: string, rtpBase: number, toneWav = phoneTone): Promise<Baresip> {
+  return registeredPhone({ ext, password: password(ext), gateway: gw, defer, codecs: ['PCMU/8000/1'], toneWav, recordDir: true, autoAnswer: true, rtpPorts: [rtpBase, rtpBase + 39] });
+}
+
+/** Samples written to a growing earpiece WAV so far (the file backend streams it). */
+function earMark(path: string): number {
+  return readWav(path).samples.length;
+}
+
+/** The earpiece between two marks, without its first `skip` seconds (switching, jitter buffer). */
+function earSegment(path: string, from: number, to: number, skip = 0.3): { frequency: number; ratio: number; samples: Int16Array } {
+  const wav = readWav(path);
+  const samples = wav.samples.subarray(from + Math.round(skip * wav.rate), to);
+  return { ...dominantFrequency(samples, wav.rate), samples };
 }
 
 function heard(path: string): { frequency: number; ratio: number; seconds: number } {
@@ -66,6 +84,7 @@ const logged = (gw: GatewayProcess, msg: string) => gw.log().split('\n').filter(
 // Everything is started before the first test (tap ends the root test after its last queued one).
 const handset = await gateway('handset', {}, [28000, 28099]);
 const callee = await phone(handset.gw, '101', 28100);
+const second = await phone(handset.gw, '102', 28400, secondTone);
 const intercom = await gateway('intercom', { board: 'pi-intercom', intercom: { targets: ['102'], door: { code: '1234' } } }, [28200, 28299]);
 const visitor = await phone(intercom.gw, '102', 28300);
 
@@ -97,6 +116,88 @@ await t.test('handset: dial tone, rotary-dialled 101 rings baresip, both hear ea
   const rec = callee.recordings().received.sort().at(-1);
   const far = rec ? heard(rec) : { frequency: 0, ratio: 0 };
   t.ok(far.frequency === DEVICE_TONE && far.ratio > 0.8, `baresip heard the handset's ${DEVICE_TONE} Hz (got ${far.frequency} Hz)`);
+});
+
+await t.test('handset: hook flash holds, dials a second call, swaps; call waiting; recall', async (t) => {
+  const { gw, ear } = handset;
+  const says = (msg: string) => logged(gw, msg).length;
+  const sinceA = callee.events.length;
+  const sinceB = second.events.length;
+  gw.send('lift');
+  await sleep(500);
+  gw.send('dial 101');
+  await callee.waitEvent('CALL_ESTABLISHED', { since: sinceA, timeoutMs: 10_000 }).catch((e: Error) => {
+    throw new Error(`${e.message}\n${gw.log().slice(-4000)}\n${gw.stdout().slice(-1000)}`);
+  });
+  await sleep(1500);
+  let mark = earMark(ear);
+  const tone = (what: string, expected: number, seg: ReturnType<typeof earSegment>) =>
+    t.ok(Math.abs(seg.frequency - expected) <= 10 && seg.ratio > 0.7, `${what}: ${expected} Hz in the earpiece (got ${seg.frequency} Hz, ratio ${seg.ratio.toFixed(3)})`);
+  tone('talking to 101', PHONE_TONE, earSegment(ear, mark - 8000, mark));
+
+  gw.send('flash');
+  t.ok(await until(() => says('device holds call') === 1, 3000), 'flash holds the call (re-INVITE a=inactive)');
+  await sleep(1200);
+  const held = earMark(ear);
+  tone('101 held: second dial tone', DIAL_TONE_DE, earSegment(ear, held - 12000, held));
+  t.equal(says('hold refused by the far end'), 0, 'baresip accepted the hold');
+
+  gw.send('dial 102');
+  await second.waitEvent('CALL_ESTABLISHED', { since: sinceB, timeoutMs: 10_000 });
+  await sleep(1500);
+  mark = earMark(ear);
+  tone('second call with 102', SECOND_TONE, earSegment(ear, mark - 12000, mark));
+
+  gw.send('flash');
+  t.ok(await until(() => says('device resumes call') === 1 && says('device holds call') === 2, 3000), 'flash swaps: 102 held, 101 resumed');
+  await sleep(1500);
+  mark = earMark(ear);
+  tone('swapped back to 101', PHONE_TONE, earSegment(ear, mark - 12000, mark));
+
+  // The held 102 hangs up, then calls again: call waiting.
+  await second.hangup();
+  t.ok(await until(() => says('held call ended') === 1, 3000), 'the held party hung up');
+  await second.dial(`sip:100@127.0.0.1:${gw.port}`);
+  t.ok(await until(() => says('call waiting') === 1, 5000), 'a second call waits');
+  // The German call-waiting tone: 425 Hz 200 ms on, 200 off, 200 on, then 4.4 s off.
+  const cwMark = earMark(ear);
+  await sleep(1200);
+  // 425 Hz's share of each 100 ms block, from 1 s before the waiting call to 1 s after.
+  const around = earSegment(ear, cwMark - CARD_RATE, cwMark + CARD_RATE, 0).samples;
+  const shares: number[] = [];
+  for (let at = 0; at + CARD_RATE / 10 <= around.length; at += CARD_RATE / 10) {
+    shares.push(dominantFrequency(around.subarray(at, at + CARD_RATE / 10), CARD_RATE, [DIAL_TONE_DE]).ratio);
+  }
+  const before = Math.max(...shares.slice(0, 7));
+  const during = Math.max(...shares.slice(7));
+  const toneDb = 10 * Math.log10(during);
+  t.ok(during > 0.01 && during > 5 * before, `the German call-waiting tone (425 Hz) is mixed in, ${toneDb.toFixed(1)} dB under the conversation (before: ${(10 * Math.log10(Math.max(before, 1e-9))).toFixed(1)} dB)`);
+  const window = around.subarray(Math.round(0.75 * CARD_RATE));
+  t.equal(dominantFrequency(window, CARD_RATE).frequency, PHONE_TONE, '101 is still heard under the tone');
+
+  const sinceB2 = second.events.length;
+  gw.send('flash');
+  await second.waitEvent('CALL_ESTABLISHED', { since: sinceB2 - 5 < 0 ? 0 : sinceB2 - 5, timeoutMs: 5000 });
+  t.ok(await until(() => says('device holds call') === 3, 3000), 'flash holds 101 and answers the waiting call');
+  await sleep(1500);
+  mark = earMark(ear);
+  tone('the waiting caller', SECOND_TONE, earSegment(ear, mark - 12000, mark));
+
+  // Put down with 101 held: 102 is hung up, the handset rings again, lifting takes 101 back.
+  const outBefore = gw.stdout().length;
+  const sinceB3 = second.events.length;
+  gw.send('hangup');
+  await second.waitEvent('CALL_CLOSED', { since: sinceB3, timeoutMs: 5000 });
+  t.ok(await until(() => gw.stdout().slice(outBefore).includes('sim: ringMode on'), 3000), 'on-hook with a call held rings the handset (recall)');
+  gw.send('lift');
+  t.ok(await until(() => says('device resumes call') === 2, 3000), 'lifting takes the held call back');
+  await sleep(1500);
+  mark = earMark(ear);
+  tone('101 taken back', PHONE_TONE, earSegment(ear, mark - 12000, mark));
+  const sinceA2 = callee.events.length;
+  gw.send('hangup');
+  await callee.waitEvent('CALL_CLOSED', { since: sinceA2, timeoutMs: 5000 });
+  t.pass('on-hook ends the call with 101');
 });
 
 await t.test('intercom: the button calls 102, a wrong code opens nothing, 1234 pulses the door relay for 3 s', async (t) => {

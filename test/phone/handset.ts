@@ -36,12 +36,22 @@ class FakeLine implements PhoneLine {
     if (b === 'pending') return new Promise((resolve) => (this.pendingDial = resolve));
     return Promise.resolve({ ok: false, status: b.status, reason: 'refused' });
   }
-  answer(): boolean {
-    this.rec.add('answer');
+  holdResult = true;
+  resumeResult = true;
+  answer(call?: string): boolean {
+    this.rec.add(call === undefined ? 'answer' : `answer ${call}`);
     return this.answerResult;
   }
-  hangup(): void {
-    this.rec.add('hangup');
+  hangup(call?: string): void {
+    this.rec.add(call === undefined ? 'hangup' : `hangup ${call}`);
+  }
+  hold(): boolean {
+    this.rec.add('hold');
+    return this.holdResult;
+  }
+  resume(): boolean {
+    this.rec.add('resume');
+    return this.resumeResult;
   }
   sendDigits(digits: string): void {
     this.rec.add(`send ${digits}`);
@@ -93,19 +103,24 @@ interface Scenario {
   board?: { roles: OutputRole[]; ringsItself?: boolean; drive?: RingerDrive };
   dial?: DialBehaviour;
   answer?: boolean;
+  hold?: boolean;
+  resume?: boolean;
   digitMap?: DigitMap;
 }
 
 /**
  * Steps: `off`, `on`, `flash`, `button`, `keys 0#1` (one digit event per key), `event <json>`,
- * `wait <ms>`, and line events `incoming <user>`, `ringing`, `connected`, `ended <cause> [status]`,
- * `far-digit <d>`, `resolve` (a pending dial() resolves ok).
+ * `wait <ms>`, and line events `incoming <user> [call]`, `waiting <user> <call>`, `ringing`,
+ * `connected [call]`, `ended <cause> [status|-] [call]`, `far-digit <d>`, `resolve` (a pending
+ * dial() resolves ok). Calls are named `c1` unless a step names one.
  */
 async function run(s: Scenario) {
   const clock = new ManualClock();
   const rec = new Recorder(clock);
   const line = new FakeLine(rec, s.dial ?? 'ok');
   line.answerResult = s.answer ?? true;
+  line.holdResult = s.hold ?? true;
+  line.resumeResult = s.resume ?? true;
   const board = new FakeBoard(rec, s.board?.roles ?? SLIC, s.board?.ringsItself);
   const logger = new MemoryLogger();
   const handset = new Handset({
@@ -129,10 +144,11 @@ async function run(s: Scenario) {
     else if (verb === 'keys') for (const digit of arg) input({ type: 'digit', digit });
     else if (verb === 'event') input(JSON.parse(arg) as PhoneEvent);
     else if (verb === 'wait') clock.advance(Number(arg));
-    else if (verb === 'incoming') events.incoming({ user: arg });
+    else if (verb === 'incoming') events.incoming({ user: args[0]! }, args[1] ?? 'c1');
+    else if (verb === 'waiting') events.waiting!({ user: args[0]! }, args[1]!);
     else if (verb === 'ringing') events.ringing();
-    else if (verb === 'connected') events.connected();
-    else if (verb === 'ended') events.ended(args[0]!, args[1] === undefined ? undefined : Number(args[1]));
+    else if (verb === 'connected') events.connected(args[0] ?? 'c1');
+    else if (verb === 'ended') events.ended(args[0]!, args[1] === undefined || args[1] === '-' ? undefined : Number(args[1]), args[2] ?? 'c1');
     else if (verb === 'far-digit') events.digit({ digit: arg, durationMs: 100, source: 'rfc4733' });
     else if (verb === 'resolve') line.pendingDial!({ ok: true });
     else throw new Error(`bad step ${step}`);
@@ -291,15 +307,121 @@ t.test('off-hook warning', async (t) => {
   ]);
 });
 
-t.test('hook flash', async (t) => {
+t.test('hook flash outside a call', async (t) => {
   await table(t, [
-    { name: 'during a call it does nothing (one call only)', steps: ['off', 'keys 101', 'connected', 'flash'], log: ['0 tone dial', '0 tone -', '0 dial 101'], state: 'connected' },
     { name: 'while dialling it gives a fresh dial tone and forgets the digits', steps: ['off', 'keys 10', 'flash', 'keys 102'], log: ['0 tone dial', '0 tone -', '0 tone dial', '0 tone -', '0 dial 102'], state: 'calling' },
     { name: 'after a failed call it gives a fresh dial tone', steps: ['off', 'keys 5', 'flash'], log: ['0 tone dial', '0 tone -', '0 tone congestion', '0 tone dial'], state: 'dialTone' },
     { name: 'on-hook it means nothing', steps: ['flash'], log: [], state: 'idle' },
+    { name: 'while calling (no call held) it is ignored', steps: ['off', 'keys 101', 'flash'], log: ['0 tone dial', '0 tone -', '0 dial 101'], state: 'calling' },
   ]);
-  const { logger } = await run({ name: 'log', steps: ['off', 'keys 101', 'connected', 'flash'], log: [], state: 'connected' });
-  t.ok(logger.records.some((r) => r.level === 'info' && /^hook flash ignored: the device holds one call/.test(r.msg)), 'the ignored flash is logged');
+});
+
+// Hold, swap and call waiting on hook flash, as an ATA's FXS port does (Telcordia GR-506 / GR-571).
+t.test('hook flash: hold, second call, swap', async (t) => {
+  const inCall = ['off', 'keys 101', 'connected c1'];
+  const inCallLog = ['0 tone dial', '0 tone -', '0 dial 101'];
+  await table(t, [
+    { name: 'flash in a call holds it and gives a second dial tone', steps: [...inCall, 'flash'], log: [...inCallLog, '0 hold', '0 tone dial'], state: 'dialTone' },
+    {
+      name: 'the second call is dialled while the first is held',
+      steps: [...inCall, 'flash', 'keys 102', 'connected c2'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 dial 102'],
+      state: 'connected',
+    },
+    {
+      name: 'flash with a call held swaps',
+      steps: [...inCall, 'flash', 'keys 102', 'connected c2', 'flash', 'flash'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 dial 102', '0 resume', '0 resume'],
+      state: 'connected',
+    },
+    {
+      name: 'flash while dialling the second call takes the held call back',
+      steps: [...inCall, 'flash', 'keys 10', 'flash'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 resume'],
+      state: 'connected',
+    },
+    {
+      name: 'flash while the second call rings drops it and takes the held call back',
+      steps: [...inCall, 'flash', 'keys 102', 'ringing', 'flash'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 dial 102', '0 tone ringback', '0 hangup', '0 tone -', '0 resume'],
+      state: 'connected',
+    },
+    {
+      name: 'a busy second call: flash takes the held call back',
+      steps: [...inCall, 'flash', 'keys 102', 'ended rejected 486 c2', 'flash'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 dial 102', '0 tone busy', '0 tone -', '0 resume'],
+      state: 'connected',
+    },
+    {
+      name: 'the second party hangs up: busy tone, flash takes the held call back',
+      steps: [...inCall, 'flash', 'keys 102', 'connected c2', 'ended bye - c2', 'flash'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 dial 102', '0 tone busy', '0 tone -', '0 resume'],
+      state: 'connected',
+    },
+    {
+      name: 'on-hook with a call held rings the handset again (recall); lifting takes it back',
+      steps: [...inCall, 'flash', 'keys 102', 'connected c2', 'on', 'ended bye - c2', 'wait 100', 'off'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 dial 102', '0 hangup', '0 out ringMode on', '0 out forwardReverse blink 25/25', '100 out forwardReverse off', '100 out ringMode off', '100 resume'],
+      state: 'connected',
+    },
+    {
+      name: 'the held party hangs up during the recall ring: ringing stops',
+      steps: [...inCall, 'flash', 'on', 'ended bye - c1'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 out ringMode on', '0 out forwardReverse blink 25/25', '0 out forwardReverse off', '0 out ringMode off'],
+      state: 'idle',
+    },
+    {
+      name: 'the held party hangs up while the second call goes on',
+      steps: [...inCall, 'flash', 'keys 102', 'connected c2', 'ended bye - c1', 'flash'],
+      log: [...inCallLog, '0 hold', '0 tone dial', '0 tone -', '0 dial 102', '0 hold', '0 tone dial'],
+      state: 'dialTone',
+    },
+    { name: 'a refused hold leaves the call as it is', hold: false, steps: [...inCall, 'flash'], log: [...inCallLog, '0 hold'], state: 'connected' },
+  ]);
+});
+
+t.test('hook flash: call waiting', async (t) => {
+  const inCall = ['off', 'keys 101', 'connected c1'];
+  const inCallLog = ['0 tone dial', '0 tone -', '0 dial 101'];
+  await table(t, [
+    { name: 'a second call plays the call-waiting tone', steps: [...inCall, 'waiting 555 w1'], log: [...inCallLog, '0 tone callWaiting'], state: 'connected' },
+    {
+      name: 'flash holds the call and answers the waiting one; flash again swaps',
+      steps: [...inCall, 'waiting 555 w1', 'flash', 'connected w1', 'flash'],
+      log: [...inCallLog, '0 tone callWaiting', '0 hold', '0 tone -', '0 answer w1', '0 resume'],
+      state: 'connected',
+    },
+    {
+      name: 'the waiting caller gives up: the tone stops',
+      steps: [...inCall, 'waiting 555 w1', 'ended cancelled - w1', 'flash'],
+      log: [...inCallLog, '0 tone callWaiting', '0 tone -', '0 hold', '0 tone dial'],
+      state: 'dialTone',
+    },
+    {
+      name: 'on-hook with a call waiting: the waiting call rings, lifting answers it',
+      steps: [...inCall, 'waiting 555 w1', 'on', 'ended bye - c1', 'off'],
+      log: [...inCallLog, '0 tone callWaiting', '0 hangup', '0 tone -', '0 out ringMode on', '0 out forwardReverse blink 25/25', '0 out forwardReverse off', '0 out ringMode off', '0 answer w1'],
+      state: 'connected',
+    },
+    {
+      name: 'a third call is refused while one is waiting',
+      steps: [...inCall, 'waiting 555 w1', 'waiting 666 w2'],
+      log: [...inCallLog, '0 tone callWaiting', '0 hangup w2'],
+      state: 'connected',
+    },
+    {
+      name: 'a second call while dialling is refused',
+      steps: ['off', 'keys 10', 'waiting 555 w1'],
+      log: ['0 tone dial', '0 tone -', '0 hangup w1'],
+      state: 'collecting',
+    },
+    {
+      name: 'the far end hangs up with a call waiting: busy tone; flash answers the waiting call',
+      steps: [...inCall, 'waiting 555 w1', 'ended bye - c1', 'flash'],
+      log: [...inCallLog, '0 tone callWaiting', '0 tone busy', '0 tone -', '0 answer w1'],
+      state: 'connected',
+    },
+  ]);
 });
 
 t.test('incoming calls', async (t) => {
@@ -312,7 +434,7 @@ t.test('incoming calls', async (t) => {
         '0 out ringMode on', '0 out forwardReverse blink 25/25',
         '2000 out forwardReverse off', '2000 out ringMode off',
         '6000 out ringMode on', '6000 out forwardReverse blink 25/25',
-        '6500 out forwardReverse off', '6500 out ringMode off', '6500 answer',
+        '6500 out forwardReverse off', '6500 out ringMode off', '6500 answer c1',
       ],
       state: 'connected',
     },
@@ -321,7 +443,7 @@ t.test('incoming calls', async (t) => {
       config: { country: 'gb' },
       board: { roles: BELL, drive: 'bell' },
       steps: ['incoming alice', 'wait 3100', 'off'],
-      log: ['0 out bell on', '400 out bell off', '600 out bell on', '1000 out bell off', '3000 out bell on', '3100 out bell off', '3100 answer'],
+      log: ['0 out bell on', '400 out bell off', '600 out bell on', '1000 out bell off', '3000 out bell on', '3100 out bell off', '3100 answer c1'],
       state: 'connected',
     },
     {
@@ -333,7 +455,7 @@ t.test('incoming calls', async (t) => {
         '0 out ringMode on', '0 out forwardReverse blink 20/20',
         '1000 out forwardReverse off', '1000 out ringMode off',
         '5000 out ringMode on', '5000 out forwardReverse blink 20/20',
-        '5000 out forwardReverse off', '5000 out ringMode off', '5000 answer',
+        '5000 out forwardReverse off', '5000 out ringMode off', '5000 answer c1',
       ],
       state: 'connected',
     },
@@ -350,7 +472,7 @@ t.test('incoming calls', async (t) => {
       config: { country: 'gb' },
       board: { roles: [...SLIC, ...BELL], ringsItself: true },
       steps: ['incoming alice', 'wait 10000', 'off'],
-      log: ['0 ring 400/200/400/2000', '10000 ring off', '10000 answer'],
+      log: ['0 ring 400/200/400/2000', '10000 ring off', '10000 answer c1'],
       state: 'connected',
     },
     {
@@ -379,14 +501,14 @@ t.test('incoming calls', async (t) => {
       board: { roles: BELL },
       answer: false,
       steps: ['incoming alice', 'off'],
-      log: ['0 out bell on', '0 out bell off', '0 answer', '0 tone dial'],
+      log: ['0 out bell on', '0 out bell off', '0 answer c1', '0 tone dial'],
       state: 'dialTone',
     },
     {
       name: 'an answered call ends with on-hook',
       board: { roles: BELL },
       steps: ['incoming alice', 'off', 'connected', 'wait 1000', 'on'],
-      log: ['0 out bell on', '0 out bell off', '0 answer', '1000 hangup'],
+      log: ['0 out bell on', '0 out bell off', '0 answer c1', '1000 hangup'],
       state: 'idle',
     },
     {
@@ -396,8 +518,8 @@ t.test('incoming calls', async (t) => {
       log: ['0 out bell on', '2000 out bell off'],
       state: 'ringing',
     },
-    { name: 'incoming while off-hook is refused, no ring', board: { roles: BELL }, steps: ['off', 'incoming alice'], log: ['0 tone dial', '0 hangup'], state: 'dialTone' },
-    { name: 'incoming during a failure tone is refused', board: { roles: BELL }, steps: ['off', 'keys 5', 'incoming alice'], log: ['0 tone dial', '0 tone -', '0 tone congestion', '0 hangup'], state: 'failed' },
+    { name: 'incoming while off-hook is refused, no ring', board: { roles: BELL }, steps: ['off', 'incoming alice'], log: ['0 tone dial', '0 hangup c1'], state: 'dialTone' },
+    { name: 'incoming during a failure tone is refused', board: { roles: BELL }, steps: ['off', 'keys 5', 'incoming alice'], log: ['0 tone dial', '0 tone -', '0 tone congestion', '0 hangup c1'], state: 'failed' },
     {
       name: 'incoming during a call is left to the line (never hangs up our call)',
       board: { roles: BELL },

@@ -30,7 +30,15 @@ class FakeLine implements PhoneLine {
   }
   hangup(): void {
     this.rec('hangup');
-    if (this.endOnHangup === 'sync') this.events.ended('local hangup');
+    if (this.endOnHangup === 'sync') this.events.ended('local hangup', undefined, 'c1');
+  }
+  hold(): boolean {
+    this.rec('hold');
+    return false;
+  }
+  resume(): boolean {
+    this.rec('resume');
+    return false;
   }
   sendDigits(digits: string): void {
     this.rec(`send ${digits}`);
@@ -98,10 +106,10 @@ async function act(r: ReturnType<typeof rig>, a: Act): Promise<void> {
   if ('press' in a) r.intercom.input({ type: 'button', pressed: true });
   else if ('release' in a) r.intercom.input({ type: 'button', pressed: false });
   else if ('wait' in a) r.clock.advance(a.wait);
-  else if ('incoming' in a) r.line.events.incoming({ user: a.incoming });
+  else if ('incoming' in a) r.line.events.incoming({ user: a.incoming }, 'c1');
   else if ('ringing' in a) r.line.events.ringing();
-  else if ('connected' in a) r.line.events.connected();
-  else if ('ended' in a) r.line.events.ended(a.ended, a.status);
+  else if ('connected' in a) r.line.events.connected('c1');
+  else if ('ended' in a) r.line.events.ended(a.ended, a.status, 'c1');
   else for (const digit of a.digits) r.line.events.digit({ digit, durationMs: 100, source: 'rfc4733' });
   await flush();
 }

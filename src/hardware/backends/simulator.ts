@@ -204,7 +204,9 @@ export class SimulatorBackend implements HardwareBackend {
     const now = this.opts.clock.now();
     const startAt = Math.max(now, this.dialEndsAt);
     this.dialEndsAt = startAt + totalMs;
-    for (const e of edges) this.at(startAt - now + e.t, () => this.setInput(e.role, e.active));
+    // Each edge carries its planned time, as the kernel's input_event timestamps do: a timer
+    // that fires late (a loaded machine) delays the edge's delivery, not its time.
+    for (const e of edges) this.at(startAt - now + e.t, () => this.setInput(e.role, e.active, startAt + e.t));
     return new Promise<void>((resolve) => {
       this.pendingDials.add(resolve);
       this.at(startAt - now + totalMs, () => {
@@ -245,10 +247,9 @@ export class SimulatorBackend implements HardwareBackend {
     return { edges, totalMs: t };
   }
 
-  private setInput(role: InputRole, active: boolean): void {
+  private setInput(role: InputRole, active: boolean, atMs = this.opts.clock.now()): void {
     this.requireInput(role);
     const events = this.live();
-    const atMs = this.opts.clock.now();
     this.inputs.set(role, active);
     events.input(role, active, atMs);
     this.emit({ kind: 'input', role, active, atMs });

@@ -17,6 +17,7 @@ export class DeviceMedia implements CallMedia {
   private localAddress = '';
   private lastRtp: number;
   private closed = false;
+  private held = false;
   private closeHandlers: (() => void)[] = [];
 
   constructor(
@@ -62,8 +63,18 @@ export class DeviceMedia implements CallMedia {
 
   reoffer(to: LegName): string {
     this.remoteSlot ??= to;
-    // The device never holds: a far end that holds us answers recvonly again (RFC 3264 §8.4).
-    return this.sdp.offer('sendrecv');
+    // RFC 3264 §8.4: a held stream is offered inactive (the device neither sends the handset's
+    // audio to the held party nor plays theirs); otherwise sendrecv, also after the far end held us.
+    return this.sdp.offer(this.held ? 'inactive' : 'sendrecv');
+  }
+
+  /** Whether the device holds this call: the next {@link reoffer} says so. */
+  setHeld(held: boolean): void {
+    this.held = held;
+  }
+
+  get isHeld(): boolean {
+    return this.held;
   }
 
   idleMs(leg: LegName): number {
