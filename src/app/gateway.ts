@@ -30,6 +30,7 @@ import { queryPublicAddress } from '../sip/nat/stun-client.ts';
 import { DigestServer } from '../sip/auth/digest-server.ts';
 import { SipStack } from '../sip/stack.ts';
 import { TransportLayer } from '../sip/transport/transport-layer.ts';
+import { TraceHub } from '../trace/trace-hub.ts';
 import { formatEndpoint, type Endpoint } from '../sip/transport/transport.ts';
 import { ExtensionCredentials, RequestAuthenticator } from '../sip/ua/request-authenticator.ts';
 import { RegistrationClient, type RegistrationStatus } from '../sip/ua/registration-client.ts';
@@ -267,7 +268,14 @@ export class Gateway {
         ...(deps.simulator ? { simulator: deps.simulator } : {}),
       });
     }
-    this.control = new ControlServer(join(config.stateDir, 'control.sock'), this.controlCommands(), deps.logger.child('control'));
+    // `hookswitch trace`: the transport tap is set only while a trace client is attached.
+    const trace = new TraceHub({
+      localAddressFor: (remote) => addresses.facing(remote),
+      onActiveChange: (active) => {
+        transports.onTrace = active ? (event) => trace.publish(event) : undefined;
+      },
+    });
+    this.control = new ControlServer(join(config.stateDir, 'control.sock'), this.controlCommands(), deps.logger.child('control'), trace);
     await this.control.start();
     this.log.info('started', {
       domain: config.sip.domain,
@@ -371,6 +379,7 @@ export class Gateway {
       answer: (): ControlReply => device().answer(),
       hangup: (): ControlReply => device().hangup(),
       dtmf: (digits: string): ControlReply => device().sendDigits(digits),
+      reload: async (): Promise<ControlReply> => ({ ok: false, error: 'reload is not implemented yet' }),
       status: (): ControlReply => {
         const d = device().status();
         if (!d.ok) return d;

@@ -11,6 +11,7 @@ import { LineLogger } from '../runtime/logger.ts';
 import { SystemRandom } from '../runtime/random.ts';
 import { controlRequest } from '../control/control-server.ts';
 import { audioTest } from './audio-test-command.ts';
+import { traceCommand } from './trace-command.ts';
 import { attachSimConsole } from './sim-console.ts';
 import { SimulatorBackend } from '../hardware/backends/simulator.ts';
 import { BoardRegistry } from '../hardware/board-registry.ts';
@@ -28,6 +29,7 @@ Usage:
   hookswitch hangup       The device hangs up.
   hookswitch dtmf DIGITS  The device sends DTMF (0-9 * # A-D) in the connected call.
   hookswitch status       The device's state, its call and the last digits received.
+  hookswitch trace [--pcap FILE] [--summary]   Live SIP message log (see trace --help).
   hookswitch audio-test [--config FILE]
       Plays a 1 kHz tone on the playback device while recording the capture device;
       prints level, clipping and (with a loopback cable) the round-trip latency.
@@ -216,6 +218,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'audio-test':
       await audioTest(rest);
+      return;
+    case 'trace':
+      await traceCommand(rest, defaultStateDir());
       return;
     case 'board':
       boards(rest);

@@ -1,7 +1,11 @@
 /**
  * The control protocol between the `hookswitch` CLI and the running daemon: one JSON object per
  * line over a unix socket, a request and then its reply. Pure: parsing and dispatch only.
+ * `trace` is the one streaming request: its reply line is followed by one {@link TraceLine} per
+ * SIP message until the client disconnects (the server handles it, not {@link ControlCommands}).
  */
+import type { TransportTraceEvent } from '../sip/transport/transport-layer.ts';
+import type { TransportName } from '../sip/transport/transport.ts';
 
 /** A request from the CLI. */
 export type ControlRequest =
@@ -9,7 +13,9 @@ export type ControlRequest =
   | { cmd: 'answer' }
   | { cmd: 'hangup' }
   | { cmd: 'dtmf'; digits: string }
-  | { cmd: 'status' };
+  | { cmd: 'status' }
+  | { cmd: 'reload' }
+  | { cmd: 'trace' };
 
 /** The daemon's reply: `ok` with fields to show, or an error line for the user. */
 export type ControlReply = { ok: true; [field: string]: unknown } | { ok: false; error: string };
@@ -21,6 +27,8 @@ export interface ControlCommands {
   hangup(): ControlReply;
   dtmf(digits: string): ControlReply;
   status(): ControlReply;
+  /** Re-reads the configuration and applies what can change without dropping calls. */
+  reload(): Promise<ControlReply>;
 }
 
 /** Longest request line accepted (bytes); longer input closes the connection. */
@@ -51,6 +59,8 @@ export function parseControlRequest(line: string): ControlRequest | string {
     case 'answer':
     case 'hangup':
     case 'status':
+    case 'reload':
+    case 'trace':
       return { cmd: r.cmd };
     default:
       return `unknown command ${JSON.stringify(r.cmd)}`;
@@ -73,8 +83,112 @@ export async function handleControlLine(line: string, commands: ControlCommands)
         return commands.dtmf(req.digits);
       case 'status':
         return commands.status();
+      case 'reload':
+        return await commands.reload();
+      case 'trace':
+        return { ok: false, error: 'trace is not available on this connection' };
     }
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** One line of a trace stream after its `{ok:true}` reply. */
+export type TraceLine =
+  | { type: 'sip'; event: TransportTraceEvent }
+  | {
+      /** The daemon dropped this many messages because the client read too slowly. */
+      type: 'dropped';
+      count: number;
+    };
+
+/** The JSON line (with its newline) carrying one traced message; the bytes go as base64. */
+export function encodeTraceEvent(e: TransportTraceEvent): string {
+  return `${JSON.stringify({
+    type: 'sip',
+    time: e.time,
+    direction: e.direction,
+    transport: e.transport,
+    local: { address: e.local.address, port: e.local.port },
+    remote: { address: e.remote.address, port: e.remote.port },
+    ...(e.connection !== undefined ? { connection: e.connection } : {}),
+    bytes: e.bytes.toString('base64'),
+  })}\n`;
+}
+
+/** The JSON line saying that `count` messages were dropped. */
+export function encodeTraceDropped(count: number): string {
+  return `${JSON.stringify({ type: 'dropped', count })}\n`;
+}
+
+const TRANSPORTS: readonly string[] = ['udp', 'tcp', 'tls'] satisfies TransportName[];
+
+/** Parses one line of a trace stream; a string is the reason it is refused. */
+export function parseTraceLine(line: string): TraceLine | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return 'trace line is not JSON';
+  }
+  if (typeof v !== 'object' || v === null) return 'trace line is not an object';
+  const r = v as Record<string, unknown>;
+  if (r.type === 'dropped') {
+    return Number.isSafeInteger(r.count) && (r.count as number) >= 0 ? { type: 'dropped', count: r.count as number } : 'dropped needs a count';
+  }
+  if (r.type !== 'sip') return `unknown trace line type ${JSON.stringify(r.type)}`;
+  const transport = r.transport;
+  if (typeof transport !== 'string' || !TRANSPORTS.includes(transport)) return 'trace event needs a transport udp, tcp or tls';
+  if (r.direction !== 'in' && r.direction !== 'out') return 'trace event needs a direction in or out';
+  if (typeof r.time !== 'number' || !Number.isFinite(r.time)) return 'trace event needs a time';
+  if (typeof r.bytes !== 'string') return 'trace event needs bytes';
+  const local = endpoint(r.local, transport as TransportName);
+  const remote = endpoint(r.remote, transport as TransportName);
+  if (!local || !remote) return 'trace event needs local and remote endpoints';
+  const event: TransportTraceEvent = {
+    time: r.time,
+    direction: r.direction,
+    transport: transport as TransportName,
+    local,
+    remote,
+    bytes: Buffer.from(r.bytes, 'base64'),
+  };
+  if (typeof r.connection === 'string') event.connection = r.connection;
+  return { type: 'sip', event };
+}
+
+function endpoint(v: unknown, transport: TransportName): TransportTraceEvent['local'] | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { address, port } = v as Record<string, unknown>;
+  if (typeof address !== 'string' || !Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) return undefined;
+  return { transport, address, port: port as number };
+}
+
+/**
+ * The per-subscriber flow control of a trace stream: the gateway never waits for a trace client.
+ * While more than `maxBufferedBytes` are still unsent to the client, new messages are dropped
+ * and counted; the next message that fits is preceded by a `dropped` line with the count.
+ */
+export class TraceStreamQueue {
+  private pendingDrops = 0;
+  private totalDrops = 0;
+
+  constructor(readonly maxBufferedBytes: number) {}
+
+  /** Messages dropped so far. */
+  get dropped(): number {
+    return this.totalDrops;
+  }
+
+  /** The text to write for `event` given `buffered` bytes not yet sent; '' when it is dropped. */
+  offer(event: TransportTraceEvent, buffered: number): string {
+    if (buffered > this.maxBufferedBytes) {
+      this.pendingDrops++;
+      this.totalDrops++;
+      return '';
+    }
+    const notice = this.pendingDrops > 0 ? encodeTraceDropped(this.pendingDrops) : '';
+    this.pendingDrops = 0;
+    return notice + encodeTraceEvent(event);
   }
 }

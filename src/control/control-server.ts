@@ -1,12 +1,17 @@
 /**
  * The daemon's end of the control socket (edge adapter): a unix socket, mode 0600, that takes
- * one JSON request per line and answers each with one JSON line (control-protocol.ts).
+ * one JSON request per line and answers each with one JSON line (control-protocol.ts). A `trace`
+ * request turns the connection into a stream of trace lines until the client disconnects.
  */
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../runtime/logger.ts';
-import { handleControlLine, MAX_REQUEST_LINE, type ControlCommands } from './control-protocol.ts';
+import type { TraceSource } from '../trace/trace-hub.ts';
+import { handleControlLine, MAX_REQUEST_LINE, parseControlRequest, TraceStreamQueue, type ControlCommands } from './control-protocol.ts';
+
+/** Bytes a trace client may leave unread before messages are dropped for it (per client). */
+export const TRACE_MAX_BUFFERED_BYTES = 1 << 20;
 
 /** Whether something answers on the socket path (a live daemon) rather than a stale file. */
 function inUse(path: string): Promise<boolean> {
@@ -28,6 +33,8 @@ export class ControlServer {
     private readonly path: string,
     private readonly commands: ControlCommands,
     private readonly logger: Logger,
+    /** Where `trace` subscribers attach; without it `trace` is refused. */
+    private readonly trace?: TraceSource,
   ) {}
 
   /** Listens; a stale socket file from a killed daemon is replaced, a live one is an error. */
@@ -62,13 +69,23 @@ export class ControlServer {
     socket.on('error', () => socket.destroy());
     let pending = '';
     let queue = Promise.resolve();
+    let streaming = false;
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
+      if (streaming) return;
       pending += chunk;
       let nl: number;
       while ((nl = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
+        const request = parseControlRequest(line);
+        if (this.trace && typeof request !== 'string' && request.cmd === 'trace') {
+          streaming = true;
+          pending = '';
+          const trace = this.trace;
+          queue = queue.then(() => this.stream(socket, trace));
+          return;
+        }
         queue = queue.then(async () => {
           const reply = await handleControlLine(line, this.commands);
           if (!socket.destroyed) socket.write(`${JSON.stringify(reply)}\n`);
@@ -78,6 +95,23 @@ export class ControlServer {
         socket.end(`${JSON.stringify({ ok: false, error: 'request line too long' })}\n`);
         pending = '';
       }
+    });
+  }
+
+  /** Writes `{ok:true,trace:true}`, then one line per trace event until the socket closes. */
+  private stream(socket: Socket, trace: TraceSource): void {
+    if (socket.destroyed) return;
+    const queue = new TraceStreamQueue(TRACE_MAX_BUFFERED_BYTES);
+    socket.write(`${JSON.stringify({ ok: true, trace: true })}\n`);
+    const unsubscribe = trace.subscribe((event) => {
+      if (!socket.writable) return;
+      const text = queue.offer(event, socket.writableLength);
+      if (text) socket.write(text);
+    });
+    this.logger.info('trace client attached');
+    socket.once('close', () => {
+      unsubscribe();
+      this.logger.info('trace client detached', { dropped: queue.dropped });
     });
   }
 }

@@ -1,5 +1,15 @@
 import t from 'tap';
-import { handleControlLine, parseControlRequest, type ControlCommands, type ControlReply } from '../../src/control/control-protocol.ts';
+import {
+  encodeTraceDropped,
+  encodeTraceEvent,
+  handleControlLine,
+  parseControlRequest,
+  parseTraceLine,
+  TraceStreamQueue,
+  type ControlCommands,
+  type ControlReply,
+} from '../../src/control/control-protocol.ts';
+import type { TransportTraceEvent } from '../../src/sip/transport/transport-layer.ts';
 
 t.test('parseControlRequest: requests and refusals', async (t) => {
   const cases: { name: string; line: string; result: ReturnType<typeof parseControlRequest> }[] = [
@@ -7,6 +17,8 @@ t.test('parseControlRequest: requests and refusals', async (t) => {
     { name: 'answer', line: '{"cmd":"answer"}', result: { cmd: 'answer' } },
     { name: 'hangup with extra fields', line: '{"cmd":"hangup","why":"bored"}', result: { cmd: 'hangup' } },
     { name: 'status', line: ' {"cmd":"status"} ', result: { cmd: 'status' } },
+    { name: 'reload', line: '{"cmd":"reload"}', result: { cmd: 'reload' } },
+    { name: 'trace', line: '{"cmd":"trace","pcap":true}', result: { cmd: 'trace' } },
     { name: 'dtmf is upper-cased', line: '{"cmd":"dtmf","digits":"12ab*#"}', result: { cmd: 'dtmf', digits: '12AB*#' } },
     { name: 'dtmf of 64 digits', line: JSON.stringify({ cmd: 'dtmf', digits: '1'.repeat(64) }), result: { cmd: 'dtmf', digits: '1'.repeat(64) } },
     { name: 'not JSON', line: 'call 123', result: 'request is not JSON' },
@@ -54,6 +66,7 @@ function commands(behaviour: 'reply' | 'throw' | 'throw-string' | 'reject'): { c
       hangup: () => act('hangup'),
       dtmf: (d) => act(`dtmf ${d}`),
       status: () => act('status'),
+      reload: async () => act('reload'),
     },
   };
 }
@@ -65,6 +78,9 @@ t.test('handleControlLine dispatches and never throws', async (t) => {
     { name: 'hangup', line: '{"cmd":"hangup"}', behaviour: 'reply', reply: { ok: true, did: 'hangup' }, calls: ['hangup'] },
     { name: 'dtmf', line: '{"cmd":"dtmf","digits":"9d"}', behaviour: 'reply', reply: { ok: true, did: 'dtmf 9D' }, calls: ['dtmf 9D'] },
     { name: 'status', line: '{"cmd":"status"}', behaviour: 'reply', reply: { ok: true, did: 'status' }, calls: ['status'] },
+    { name: 'reload', line: '{"cmd":"reload"}', behaviour: 'reply', reply: { ok: true, did: 'reload' }, calls: ['reload'] },
+    { name: 'a reload that throws', line: '{"cmd":"reload"}', behaviour: 'throw', reply: { ok: false, error: 'reload failed' }, calls: ['reload'] },
+    { name: 'trace is for the server to stream', line: '{"cmd":"trace"}', behaviour: 'reply', reply: { ok: false, error: 'trace is not available on this connection' }, calls: [] },
     { name: 'a bad request reaches no command', line: '{"cmd":"call","number":"x"}', behaviour: 'reply', reply: { ok: false, error: 'call needs a number of digits, *, # or + (up to 32)' }, calls: [] },
     { name: 'garbage', line: '\u0000\uffff', behaviour: 'reply', reply: { ok: false, error: 'request is not JSON' }, calls: [] },
     { name: 'a command that throws', line: '{"cmd":"hangup"}', behaviour: 'throw', reply: { ok: false, error: 'hangup failed' }, calls: ['hangup'] },
@@ -76,4 +92,58 @@ t.test('handleControlLine dispatches and never throws', async (t) => {
     t.same(await handleControlLine(c.line, fake.commands), c.reply, `${c.name}: reply`);
     t.same(fake.calls, c.calls, `${c.name}: commands run`);
   }
+});
+
+const traced = (over: Partial<TransportTraceEvent> = {}): TransportTraceEvent => ({
+  time: 1_700_000_000_123.5,
+  direction: 'out',
+  transport: 'tcp',
+  local: { transport: 'tcp', address: '::1', port: 5060 },
+  remote: { transport: 'tcp', address: '::1', port: 40000 },
+  connection: 'tcp-3',
+  bytes: Buffer.from([0x4f, 0x50, 0x00, 0xff, 0x0d, 0x0a]),
+  ...over,
+});
+
+t.test('trace lines: an event round-trips with its bytes intact', async (t) => {
+  for (const e of [traced(), traced({ direction: 'in', transport: 'udp', connection: undefined, local: { transport: 'udp', address: '0.0.0.0', port: 1 }, remote: { transport: 'udp', address: '10.0.0.1', port: 65535 } })]) {
+    const line = encodeTraceEvent(e);
+    t.ok(line.endsWith('\n') && !line.slice(0, -1).includes('\n'), 'one line');
+    const expected = { ...e };
+    if (e.connection === undefined) delete expected.connection;
+    t.same(parseTraceLine(line.trim()), { type: 'sip', event: expected }, `${e.transport} ${e.direction}`);
+  }
+  t.same(parseTraceLine(encodeTraceDropped(7).trim()), { type: 'dropped', count: 7 });
+});
+
+t.test('trace lines: refusals', async (t) => {
+  const good = JSON.parse(encodeTraceEvent(traced())) as Record<string, unknown>;
+  const cases: [string, string, string][] = [
+    ['not JSON', 'x', 'trace line is not JSON'],
+    ['null', 'null', 'trace line is not an object'],
+    ['unknown type', '{"type":"rtp"}', 'unknown trace line type "rtp"'],
+    ['dropped without count', '{"type":"dropped"}', 'dropped needs a count'],
+    ['negative dropped', '{"type":"dropped","count":-1}', 'dropped needs a count'],
+    ['bad transport', JSON.stringify({ ...good, transport: 'sctp' }), 'trace event needs a transport udp, tcp or tls'],
+    ['bad direction', JSON.stringify({ ...good, direction: 'up' }), 'trace event needs a direction in or out'],
+    ['no time', JSON.stringify({ ...good, time: 'now' }), 'trace event needs a time'],
+    ['no bytes', JSON.stringify({ ...good, bytes: 3 }), 'trace event needs bytes'],
+    ['port out of range', JSON.stringify({ ...good, remote: { address: '::1', port: 70000 } }), 'trace event needs local and remote endpoints'],
+    ['no local', JSON.stringify({ ...good, local: null }), 'trace event needs local and remote endpoints'],
+  ];
+  for (const [name, line, reason] of cases) t.equal(parseTraceLine(line), reason, name);
+});
+
+t.test('TraceStreamQueue: a slow client loses messages, counted, and never holds the gateway', async (t) => {
+  const q = new TraceStreamQueue(1000);
+  const steps: { name: string; buffered: number; writes: string }[] = [
+    { name: 'room: written', buffered: 0, writes: encodeTraceEvent(traced()) },
+    { name: 'at the limit: written', buffered: 1000, writes: encodeTraceEvent(traced()) },
+    { name: 'over the limit: dropped', buffered: 1001, writes: '' },
+    { name: 'still over: dropped', buffered: 5000, writes: '' },
+    { name: 'drained: the count, then the message', buffered: 10, writes: encodeTraceDropped(2) + encodeTraceEvent(traced()) },
+    { name: 'no new drops: just the message', buffered: 10, writes: encodeTraceEvent(traced()) },
+  ];
+  for (const s of steps) t.equal(q.offer(traced(), s.buffered), s.writes, s.name);
+  t.equal(q.dropped, 2, 'total dropped');
 });

@@ -43,6 +43,26 @@ export interface TransportLayerOptions extends StreamSettings {
   onStreamError?: TransportListener['onStreamError'];
 }
 
+/**
+ * One SIP message as the transport layer saw it, for `hookswitch trace`. `local` is the
+ * listening endpoint of the transport (its address may be a wildcard such as `0.0.0.0`; for an
+ * outgoing TCP/TLS connection the port is the listening port, not the ephemeral one). TLS
+ * messages are the decrypted bytes.
+ */
+export interface TransportTraceEvent {
+  /** Wall-clock time in milliseconds since the epoch (`Clock.wallNow()`). */
+  time: number;
+  /** `in`: received from `remote`; `out`: handed to the socket for `remote`. */
+  direction: 'in' | 'out';
+  transport: TransportName;
+  local: Endpoint;
+  remote: Endpoint;
+  /** The TCP/TLS connection, when known. */
+  connection?: ConnectionId;
+  /** The whole message; listeners must not modify it. */
+  bytes: Buffer;
+}
+
 /** Attempts at finding a port free for both UDP and TCP when `port` is 0. */
 const EPHEMERAL_ATTEMPTS = 8;
 
@@ -56,6 +76,13 @@ export class TransportLayer {
   onMessage: (bytes: Buffer, source: Endpoint, connection?: ConnectionId) => void;
   /** Stream framing errors (connection already closed). The default ignores them. */
   onStreamError: (source: Endpoint, reason: TransportError, connection?: ConnectionId) => void;
+  /**
+   * The trace tap: when set, called synchronously with every whole message received (before
+   * `onMessage`) and every message sent (when `send()` is called, so before the bytes leave;
+   * a send that then fails is still traced). Unset (the default) it costs one property check.
+   * It must not throw or keep the buffer beyond the call without copying.
+   */
+  onTrace: ((event: TransportTraceEvent) => void) | undefined;
   private readonly transports = new Map<TransportName, Transport>();
   private readonly log: Logger;
 
@@ -89,7 +116,10 @@ export class TransportLayer {
     const { bind, transports } = this.opts;
     let port = this.opts.port;
     const listener: TransportListener = {
-      onMessage: (bytes, source, connection) => this.onMessage(bytes, source, connection),
+      onMessage: (bytes, source, connection) => {
+        if (this.onTrace) this.trace('in', bytes, source, connection);
+        this.onMessage(bytes, source, connection);
+      },
       onStreamError: (source, reason, connection) => this.onStreamError(source, reason, connection),
     };
     const common = {
@@ -148,7 +178,31 @@ export class TransportLayer {
       return Promise.reject(new TransportError('TRANSPORT_NOT_AVAILABLE', `transport ${dest.transport} is not enabled`));
     }
     const connectionId = opts.connectionId ?? dest.connectionId;
+    if (this.onTrace) {
+      const remote: Endpoint = { transport: dest.transport, address: dest.address, port: dest.port };
+      if (dest.family) remote.family = dest.family;
+      this.trace('out', bytes, remote, connectionId);
+    }
     return transport.send(bytes, dest, connectionId !== undefined ? { ...opts, connectionId } : opts);
+  }
+
+  private trace(direction: 'in' | 'out', bytes: Buffer, remote: Endpoint, connection: ConnectionId | undefined): void {
+    const transport = this.transports.get(remote.transport);
+    if (!transport || !this.onTrace) return;
+    try {
+      const event: TransportTraceEvent = {
+        time: this.opts.clock.wallNow(),
+        direction,
+        transport: remote.transport,
+        local: transport.localEndpoint(),
+        remote,
+        bytes,
+      };
+      if (connection !== undefined) event.connection = connection;
+      this.onTrace(event);
+    } catch (err) {
+      this.log.warn('trace listener threw', { reason: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   /** True when `transport` is listening. */
