@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { B2bua, type CallSummary } from '../calls/b2bua.ts';
 import { DialPlan } from '../calls/dialplan.ts';
@@ -31,6 +33,11 @@ import { DigestServer } from '../sip/auth/digest-server.ts';
 import { SipStack } from '../sip/stack.ts';
 import { TransportLayer } from '../sip/transport/transport-layer.ts';
 import { TraceHub } from '../trace/trace-hub.ts';
+import { daemonSocket } from '../cli/control-socket.ts';
+import { instanceName, sipUri } from '../discovery/dns-sd-records.ts';
+import { MdnsDiscovery } from '../discovery/mdns-discovery.ts';
+import { PeerTable } from '../discovery/peer-table.ts';
+import pkg from '../../package.json' with { type: 'json' };
 import { formatEndpoint, type Endpoint } from '../sip/transport/transport.ts';
 import { ExtensionCredentials, RequestAuthenticator } from '../sip/ua/request-authenticator.ts';
 import { RegistrationClient, type RegistrationStatus } from '../sip/ua/registration-client.ts';
@@ -67,6 +74,10 @@ export class Gateway {
   private device?: DeviceEndpoint;
   private control?: ControlServer;
   private phone?: Phone;
+  private discovery?: MdnsDiscovery;
+  private store?: BindingStore;
+  /** Other hookswitch boxes and SIP services seen on the LAN (`hookswitch peers`). */
+  private peers?: PeerTable;
 
   constructor(
     private readonly config: Config,
@@ -108,6 +119,7 @@ export class Gateway {
 
     // Bindings survive restarts: restored before the sockets open, written before each 200.
     const store = new BindingStore({ clock: deps.clock });
+    this.store = store;
     const bindingFile = new BindingFile({
       path: join(config.stateDir, 'bindings.json'),
       store,
@@ -275,7 +287,9 @@ export class Gateway {
         transports.onTrace = active ? (event) => trace.publish(event) : undefined;
       },
     });
-    this.control = new ControlServer(join(config.stateDir, 'control.sock'), this.controlCommands(), deps.logger.child('control'), trace);
+    const socket = daemonSocket(config.stateDir);
+    this.control = new ControlServer(socket.path, this.controlCommands(), deps.logger.child('control'), trace, socket.mode);
+    await this.startDiscovery(transports, addresses, extensionNames);
     await this.control.start();
     this.log.info('started', {
       domain: config.sip.domain,
@@ -288,6 +302,61 @@ export class Gateway {
       this.log.error('could not start trunk registrations', { reason: (e as Error).message }),
     );
     void this.learnPublicAddress(transports);
+  }
+
+  /**
+   * Advertises the box on the LAN and browses for peers (mDNS/DNS-SD). Not when SIP listens on
+   * loopback only: nobody on the LAN could reach what would be advertised.
+   */
+  private async startDiscovery(transports: TransportLayer, addresses: LocalAddresses, extensionNames: string[]): Promise<void> {
+    const { config, deps } = this;
+    const log = deps.logger.child('discovery');
+    if (!config.discovery.enabled) return;
+    if (/^(127\.|::1$)/.test(config.sip.bind)) {
+      log.info('discovery off: SIP listens on loopback only', { bind: config.sip.bind });
+      return;
+    }
+    const instanceId = this.instanceId();
+    const port = transports.localEndpoint(transports.has('udp') ? 'udp' : 'tcp').port;
+    const bound = /^\d+\.\d+\.\d+\.\d+$/.test(config.sip.bind) && config.sip.bind !== '0.0.0.0' ? config.sip.bind : undefined;
+    const iface = config.discovery.interface ?? bound;
+    this.peers = new PeerTable({ clock: deps.clock, selfInstanceId: instanceId });
+    this.discovery = new MdnsDiscovery({
+      config: iface === undefined ? config.discovery : { ...config.discovery, interface: iface },
+      hostname: hostname(),
+      ipv6: config.sip.bind.includes(':'),
+      table: this.peers,
+      clock: deps.clock,
+      logger: log,
+      identity: () => ({
+        instanceName: instanceName(config.discovery.name, hostname()),
+        instanceId,
+        version: pkg.version,
+        port,
+        contact: sipUri(config.device.extension, iface ?? addresses.facing('224.0.0.251'), port),
+        extensions: extensionNames,
+        deviceExtension: config.device.extension,
+      }),
+    });
+    await this.discovery.start();
+  }
+
+  /** This box's DNS-SD instance id: a UUID kept in the state directory across restarts. */
+  private instanceId(): string {
+    const file = join(this.config.stateDir, 'instance-id');
+    try {
+      const id = readFileSync(file, 'utf8').trim();
+      if (/^[0-9a-f-]{36}$/.test(id)) return id;
+    } catch {
+      // First start: made below.
+    }
+    const id = randomUUID();
+    try {
+      writeFileSync(file, `${id}\n`, { mode: 0o600 });
+    } catch (e) {
+      this.log.warn('could not save the instance id', { file, reason: (e as Error).message });
+    }
+    return id;
   }
 
   /** One {@link RegistrationClient} per trunk with `register: true`, once the sockets are bound. */
@@ -332,6 +401,7 @@ export class Gateway {
       if (now === seen) return;
       seen = now;
       this.log.info('local addresses changed, re-registering', { addresses: now });
+      void this.discovery?.reannounce();
       void Promise.all(
         this.registrations.map(async (client, i) => {
           const trunk = this.trunks.filter((t) => t.config.register)[i]!;
@@ -379,7 +449,8 @@ export class Gateway {
       answer: (): ControlReply => device().answer(),
       hangup: (): ControlReply => device().hangup(),
       dtmf: (digits: string): ControlReply => device().sendDigits(digits),
-      reload: async (): Promise<ControlReply> => ({ ok: false, error: 'reload is not implemented yet' }),
+      reload: (): Promise<ControlReply> => this.reload(),
+      peers: (): ControlReply => ({ ok: true, discovery: this.discovery?.status() ?? { enabled: false }, peers: this.peers?.list() ?? [] }),
       status: (): ControlReply => {
         const d = device().status();
         if (!d.ok) return d;
@@ -391,6 +462,16 @@ export class Gateway {
         };
       },
     };
+  }
+
+  /** Re-reads the configuration and applies what can change without dropping calls (SIGHUP, `hookswitch reload`). */
+  async reload(): Promise<ControlReply> {
+    return { ok: false, error: 'reload is not implemented yet' };
+  }
+
+  /** How many phone registrations (live bindings) the registrar holds. */
+  registeredExtensions(): number {
+    return this.store?.count() ?? 0;
   }
 
   /** Each trunk registration's state, for `status`. */
@@ -421,6 +502,7 @@ export class Gateway {
     await this.phone?.stop();
     await this.device?.close();
     await this.control?.stop();
+    await this.discovery?.stop();
     this.qualifier?.stop();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {

@@ -1,5 +1,3 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import pkg from '../../package.json' with { type: 'json' };
@@ -12,6 +10,10 @@ import { SystemRandom } from '../runtime/random.ts';
 import { controlRequest } from '../control/control-server.ts';
 import { audioTest } from './audio-test-command.ts';
 import { traceCommand } from './trace-command.ts';
+import { clientSocket, defaultStateDir } from './control-socket.ts';
+import { doctorCommand } from './doctor-command.ts';
+import { SystemdNotifier } from '../runtime/systemd-notify.ts';
+import type { TimerHandle } from '../runtime/clock.ts';
 import { attachSimConsole } from './sim-console.ts';
 import { SimulatorBackend } from '../hardware/backends/simulator.ts';
 import { BoardRegistry } from '../hardware/board-registry.ts';
@@ -28,7 +30,12 @@ Usage:
   hookswitch answer       The device answers the ringing call.
   hookswitch hangup       The device hangs up.
   hookswitch dtmf DIGITS  The device sends DTMF (0-9 * # A-D) in the connected call.
-  hookswitch status       The device's state, its call and the last digits received.
+  hookswitch status [--json]  The device's state, its call, calls, registrations.
+  hookswitch peers [--json]   SIP services and hookswitch boxes seen on the LAN (mDNS).
+  hookswitch reload       The daemon re-reads its configuration (as SIGHUP does).
+  hookswitch doctor [--config FILE] [--json] [--socket PATH] [--state-dir DIR]
+      Checks SIP ports, network, clock, Wi-Fi power saving, mDNS, sound card, board wiring and
+      the daemon: OK, WARN or FAIL each, with the fix. Exit 1 when a check fails.
   hookswitch trace [--pcap FILE] [--summary]   Live SIP message log (see trace --help).
   hookswitch audio-test [--config FILE]
       Plays a 1 kHz tone on the playback device while recording the capture device;
@@ -42,8 +49,9 @@ Options of run:
   --sip-port N      SIP port for UDP and TCP (overrides sip.port)
   --state-dir DIR   Directory for registrations and generated secrets (overrides stateDir)
 
-Options of call, answer, hangup, dtmf and status:
-  --socket PATH     The daemon's control socket (default: STATE_DIR/control.sock)
+Options of call, answer, hangup, dtmf, status, peers and reload:
+  --socket PATH     The daemon's control socket (default: /run/hookswitch/control.sock for the
+                    service, else STATE_DIR/control.sock)
   --state-dir DIR   The daemon's state directory (where its control socket is)
 `;
 
@@ -55,9 +63,6 @@ function fail(message: string): never {
   process.exit(EXIT_USAGE);
 }
 
-function defaultStateDir(): string {
-  return process.env.STATE_DIRECTORY?.split(':')[0] || join(homedir(), '.local', 'state', 'hookswitch');
-}
 
 async function run(argv: string[]): Promise<void> {
   let values: { config?: string; bind?: string; 'sip-port'?: string; 'state-dir'?: string; help?: boolean; sim?: boolean };
@@ -105,6 +110,13 @@ async function run(argv: string[]): Promise<void> {
   setFlagsFromString('--no-memory-reducer');
   const logger = new LineLogger((line) => process.stderr.write(`${line}\n`), 'hookswitch', config.log.level);
   const clock = new SystemClock();
+  const systemd = SystemdNotifier.fromEnv(process.env, { logger: logger.child('systemd'), clock });
+  // The notify socket is ours: arecord, aplay and gpiomon must not inherit it.
+  for (const k of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete process.env[k];
+  // From the first moment: systemd's watchdog runs from the start of the service.
+  systemd.startWatchdog();
+  let statusTimer: TimerHandle | undefined;
+  let ready = false;
   const simulator = values.sim ? new SimulatorBackend({ clock }) : undefined;
   const gateway = new Gateway(config, { clock, random: new SystemRandom(), logger, ...(simulator ? { simulator } : {}) });
   // Signals are handled from the first moment: a SIGTERM while starting stops once started.
@@ -114,9 +126,12 @@ async function run(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info('stopping', { signal });
+    systemd.stopping(`stopping (${signal})`);
+    statusTimer?.cancel();
     (started ?? Promise.resolve())
       .catch(() => undefined)
       .then(() => gateway.stop())
+      .then(() => systemd.close())
       .then(
         () => {
           logger.info('stopped');
@@ -130,18 +145,54 @@ async function run(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Node's default for SIGHUP ends the process; here it reloads the configuration.
+  process.on('SIGHUP', () => {
+    if (stopping || !ready) {
+      logger.warn('SIGHUP ignored', { reason: stopping ? 'stopping' : 'starting' });
+      return;
+    }
+    systemd.reloading('reloading configuration');
+    gateway.reload().then(
+      (reply) => systemd.ready(reply.ok ? serviceStatus(gateway) : `reload failed: ${reply.error}; ${serviceStatus(gateway)}`),
+      (e: unknown) => systemd.ready(`reload failed: ${(e as Error).message}; ${serviceStatus(gateway)}`),
+    );
+  });
   started = gateway.start();
   try {
     await started;
   } catch (e) {
     await gateway.stop().catch(() => undefined);
+    await systemd.close();
     fail((e as Error).message);
+  }
+  ready = true;
+  let last = serviceStatus(gateway);
+  systemd.ready(last);
+  if (systemd.enabled) {
+    const refresh = () => {
+      const now = serviceStatus(gateway);
+      if (now !== last) systemd.status((last = now));
+      statusTimer = clock.setTimer(STATUS_REFRESH_MS, refresh);
+    };
+    statusTimer = clock.setTimer(STATUS_REFRESH_MS, refresh);
   }
   if (simulator) {
     const rotary = config.board === '' || boardHasDial(config.board);
     const console_ = attachSimConsole(simulator, { rotary, quit: () => stop('sim quit') });
     process.once('exit', () => console_.stop());
   }
+}
+
+/** How often the systemd STATUS= line is brought up to date. */
+const STATUS_REFRESH_MS = 5000;
+
+/** The STATUS= line for `systemctl status`, e.g. "3 phones registered, 1/1 trunks registered, 1 call". */
+function serviceStatus(gateway: Gateway): string {
+  const regs = gateway.registrationStatus();
+  const up = regs.filter((r) => r.state === 'registered').length;
+  const calls = gateway.callStatus().length;
+  const phones = gateway.registeredExtensions();
+  return `${phones} ${phones === 1 ? 'phone' : 'phones'} registered, ${regs.length ? `${up}/${regs.length} trunks registered` : 'no trunks'}, ${calls} ${calls === 1 ? 'call' : 'calls'}`;
 }
 
 function boardHasDial(board: string): boolean {
@@ -162,11 +213,11 @@ function boards(argv: string[]): void {
 
 /** Sends one command to the running daemon over its control socket and prints the reply. */
 async function control(command: string, argv: string[]): Promise<void> {
-  let parsed: { values: { socket?: string; 'state-dir'?: string }; positionals: string[] };
+  let parsed: { values: { socket?: string; 'state-dir'?: string; json?: boolean }; positionals: string[] };
   try {
     parsed = parseArgs({
       args: argv,
-      options: { socket: { type: 'string' }, 'state-dir': { type: 'string' } },
+      options: { socket: { type: 'string' }, 'state-dir': { type: 'string' }, json: { type: 'boolean' } },
       strict: true,
       allowPositionals: true,
     });
@@ -177,7 +228,7 @@ async function control(command: string, argv: string[]): Promise<void> {
   const wants = command === 'call' || command === 'dtmf' ? 1 : 0;
   if (positionals.length !== wants) fail(`${command} takes ${wants === 1 ? (command === 'call' ? 'a NUMBER' : 'DIGITS') : 'no arguments'} (see hookswitch --help)`);
   const request = command === 'call' ? { cmd: command, number: positionals[0] } : command === 'dtmf' ? { cmd: command, digits: positionals[0] } : { cmd: command };
-  const socket = values.socket ?? join(values['state-dir'] ?? defaultStateDir(), 'control.sock');
+  const socket = clientSocket({ ...(values.socket ? { socket: values.socket } : {}), ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}) });
   let reply: { ok?: boolean; error?: string; [k: string]: unknown };
   try {
     reply = (await controlRequest(socket, request)) as typeof reply;
@@ -189,8 +240,31 @@ async function control(command: string, argv: string[]): Promise<void> {
     process.stderr.write(`hookswitch: ${reply.error ?? 'failed'}\n`);
     process.exit(1);
   }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
+    return;
+  }
+  if (command === 'peers') {
+    process.stdout.write(formatPeers(reply));
+    return;
+  }
   const { ok: _ok, ...fields } = reply;
   for (const [k, v] of Object.entries(fields)) process.stdout.write(`${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`);
+}
+
+/** `hookswitch peers` as a table: name, address, kind, extensions. */
+function formatPeers(reply: { [k: string]: unknown }): string {
+  const discovery = reply.discovery as { enabled?: boolean; name?: string; error?: string } | undefined;
+  const peers = (reply.peers ?? []) as { name: string; addresses: string[]; port: number; isHookswitch: boolean; extensions: string[]; contact?: string }[];
+  const lines: string[] = [];
+  if (!discovery?.enabled) lines.push('discovery is off (config discovery.enabled, or SIP bound to loopback)');
+  else lines.push(`advertised as "${discovery.name ?? ''}"${discovery.error ? ` (error: ${discovery.error})` : ''}`);
+  if (peers.length === 0) lines.push('no peers seen');
+  for (const p of peers) {
+    const where = `${p.addresses[0] ?? '?'}:${p.port}`;
+    lines.push(`${p.name.padEnd(32)} ${where.padEnd(22)} ${p.isHookswitch ? `hookswitch ${p.extensions.join(',')}` : (p.contact ?? 'sip')}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -214,13 +288,18 @@ async function main(argv: string[]): Promise<void> {
     case 'hangup':
     case 'dtmf':
     case 'status':
+    case 'peers':
+    case 'reload':
       await control(command, rest);
+      return;
+    case 'doctor':
+      process.exitCode = await doctorCommand(rest);
       return;
     case 'audio-test':
       await audioTest(rest);
       return;
     case 'trace':
-      await traceCommand(rest, defaultStateDir());
+      await traceCommand(rest);
       return;
     case 'board':
       boards(rest);

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { clientSocket } from './control-socket.ts';
 import { parseArgs } from 'node:util';
 import { parseTraceLine } from '../control/control-protocol.ts';
 import { PcapWriter } from '../trace/pcap-writer.ts';
@@ -28,8 +28,8 @@ export const TRACE_USAGE = `Usage: hookswitch trace [--pcap FILE] [--summary | -
 /** A trace line longer than this (a corrupt stream) ends the trace. */
 const MAX_LINE = 16 << 20;
 
-/** Runs `hookswitch trace ARGV`; `stateDir` is the default state directory. Exits the process. */
-export async function traceCommand(argv: string[], stateDir: string): Promise<void> {
+/** Runs `hookswitch trace ARGV`. Exits the process. */
+export async function traceCommand(argv: string[]): Promise<void> {
   let values: { pcap?: string; summary?: boolean; quiet?: boolean; utc?: boolean; socket?: string; 'state-dir'?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
@@ -54,7 +54,7 @@ export async function traceCommand(argv: string[], stateDir: string): Promise<vo
     return;
   }
   if (values.summary && values.quiet) usageError('--summary and --quiet exclude each other');
-  const socketPath = values.socket ?? join(values['state-dir'] ?? stateDir, 'control.sock');
+  const socketPath = clientSocket({ ...(values.socket ? { socket: values.socket } : {}), ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}) });
 
   const pcap = values.pcap !== undefined ? openPcap(values.pcap) : undefined;
   const mode = values.quiet ? undefined : values.summary ? 'summary' : 'full';

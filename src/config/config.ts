@@ -10,6 +10,7 @@
 import type { DialRule } from '../calls/dialplan.ts';
 import { DEFAULT_ALLOWED_SOURCES } from '../security/cidr.ts';
 import { AUDIO_DEFAULTS, checkAudioSections, DEFAULT_CODECS, type AudioConfig, type DtmfConfig } from './audio-sections.ts';
+import { checkDiscoverySection, DEFAULT_DISCOVERY, type DiscoveryConfig } from './discovery-section.ts';
 import { checkPhoneSections, type HandsetSettings, type HardwareConfig, type IntercomSettings } from './phone-sections.ts';
 import { checkSections, isHostName, isObject, show, wholeNumber } from './sections.ts';
 
@@ -137,6 +138,8 @@ export interface Config {
   hardware: HardwareConfig;
   handset: HandsetSettings;
   intercom: IntercomSettings;
+  /** mDNS/DNS-SD advertising and browsing (`src/discovery`). */
+  discovery: DiscoveryConfig;
   /** Rules tried in order after emergency numbers; extension numbers match after them. */
   dialplan: DialRule[];
   /** Numbers that always go to the first trunk, whatever the dial plan says. */
@@ -169,6 +172,7 @@ export const DEFAULT_CONFIG: Config = {
   hardware: { backend: 'kernel', inputPaths: {} },
   handset: {},
   intercom: {},
+  discovery: { ...DEFAULT_DISCOVERY },
   dialplan: [{ match: '*43', to: 'echo' }],
   emergencyNumbers: ['112', '911', '999'],
   media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: [...DEFAULT_CODECS] },
@@ -200,7 +204,7 @@ export function resolveConfig(input: Json): Config {
   const cfg: Config = structuredClone(DEFAULT_CONFIG);
   if (!isObject(input)) throw new ConfigError([`the file must hold a JSON object (got ${show(input)})`]);
 
-  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones', 'board', 'hardware', 'handset', 'intercom']);
+  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones', 'board', 'hardware', 'handset', 'intercom', 'discovery']);
   for (const key of Object.keys(input)) if (!allowed.has(key)) problems.push(`${key} is not a known setting`);
 
   const sip = input.sip;
@@ -307,6 +311,7 @@ export function resolveConfig(input: Json): Config {
   checkSections(input, cfg, problems);
   checkAudioSections(input, cfg, problems);
   checkPhoneSections(input, cfg, problems);
+  checkDiscoverySection(input, cfg, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

@@ -15,6 +15,7 @@ export type ControlRequest =
   | { cmd: 'dtmf'; digits: string }
   | { cmd: 'status' }
   | { cmd: 'reload' }
+  | { cmd: 'peers' }
   | { cmd: 'trace' };
 
 /** The daemon's reply: `ok` with fields to show, or an error line for the user. */
@@ -29,6 +30,8 @@ export interface ControlCommands {
   status(): ControlReply;
   /** Re-reads the configuration and applies what can change without dropping calls. */
   reload(): Promise<ControlReply>;
+  /** The SIP services and hookswitch boxes seen on the LAN (mDNS). */
+  peers(): ControlReply;
 }
 
 /** Longest request line accepted (bytes); longer input closes the connection. */
@@ -60,6 +63,7 @@ export function parseControlRequest(line: string): ControlRequest | string {
     case 'hangup':
     case 'status':
     case 'reload':
+    case 'peers':
     case 'trace':
       return { cmd: r.cmd };
     default:
@@ -85,6 +89,8 @@ export async function handleControlLine(line: string, commands: ControlCommands)
         return commands.status();
       case 'reload':
         return await commands.reload();
+      case 'peers':
+        return commands.peers();
       case 'trace':
         return { ok: false, error: 'trace is not available on this connection' };
     }

@@ -1,5 +1,6 @@
 /**
- * The daemon's end of the control socket (edge adapter): a unix socket, mode 0600, that takes
+ * The daemon's end of the control socket (edge adapter): a unix socket (mode 0600, or 0660 for a
+ * service whose group may use the CLI), that takes
  * one JSON request per line and answers each with one JSON line (control-protocol.ts). A `trace`
  * request turns the connection into a stream of trace lines until the client disconnects.
  */
@@ -35,12 +36,13 @@ export class ControlServer {
     private readonly logger: Logger,
     /** Where `trace` subscribers attach; without it `trace` is refused. */
     private readonly trace?: TraceSource,
+    private readonly mode = 0o600,
   ) {}
 
   /** Listens; a stale socket file from a killed daemon is replaced, a live one is an error. */
   async start(): Promise<void> {
     if (await inUse(this.path)) throw new Error(`control socket ${this.path} is in use (is another hookswitch running?)`);
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    await mkdir(dirname(this.path), { recursive: true, mode: this.mode & 0o070 ? 0o750 : 0o700 });
     await unlink(this.path).catch(() => undefined);
     const server = createServer((socket) => this.serve(socket));
     await new Promise<void>((resolve, reject) => {
@@ -51,7 +53,7 @@ export class ControlServer {
       });
     });
     server.on('error', (err) => this.logger.warn('control socket error', { reason: err.message }));
-    await chmod(this.path, 0o600);
+    await chmod(this.path, this.mode);
     this.server = server;
   }
 

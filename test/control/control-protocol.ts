@@ -18,6 +18,7 @@ t.test('parseControlRequest: requests and refusals', async (t) => {
     { name: 'hangup with extra fields', line: '{"cmd":"hangup","why":"bored"}', result: { cmd: 'hangup' } },
     { name: 'status', line: ' {"cmd":"status"} ', result: { cmd: 'status' } },
     { name: 'reload', line: '{"cmd":"reload"}', result: { cmd: 'reload' } },
+    { name: 'peers', line: '{"cmd":"peers"}', result: { cmd: 'peers' } },
     { name: 'trace', line: '{"cmd":"trace","pcap":true}', result: { cmd: 'trace' } },
     { name: 'dtmf is upper-cased', line: '{"cmd":"dtmf","digits":"12ab*#"}', result: { cmd: 'dtmf', digits: '12AB*#' } },
     { name: 'dtmf of 64 digits', line: JSON.stringify({ cmd: 'dtmf', digits: '1'.repeat(64) }), result: { cmd: 'dtmf', digits: '1'.repeat(64) } },
@@ -67,6 +68,7 @@ function commands(behaviour: 'reply' | 'throw' | 'throw-string' | 'reject'): { c
       dtmf: (d) => act(`dtmf ${d}`),
       status: () => act('status'),
       reload: async () => act('reload'),
+      peers: () => act('peers'),
     },
   };
 }
@@ -79,6 +81,7 @@ t.test('handleControlLine dispatches and never throws', async (t) => {
     { name: 'dtmf', line: '{"cmd":"dtmf","digits":"9d"}', behaviour: 'reply', reply: { ok: true, did: 'dtmf 9D' }, calls: ['dtmf 9D'] },
     { name: 'status', line: '{"cmd":"status"}', behaviour: 'reply', reply: { ok: true, did: 'status' }, calls: ['status'] },
     { name: 'reload', line: '{"cmd":"reload"}', behaviour: 'reply', reply: { ok: true, did: 'reload' }, calls: ['reload'] },
+    { name: 'peers', line: '{"cmd":"peers"}', behaviour: 'reply', reply: { ok: true, did: 'peers' }, calls: ['peers'] },
     { name: 'a reload that throws', line: '{"cmd":"reload"}', behaviour: 'throw', reply: { ok: false, error: 'reload failed' }, calls: ['reload'] },
     { name: 'trace is for the server to stream', line: '{"cmd":"trace"}', behaviour: 'reply', reply: { ok: false, error: 'trace is not available on this connection' }, calls: [] },
     { name: 'a bad request reaches no command', line: '{"cmd":"call","number":"x"}', behaviour: 'reply', reply: { ok: false, error: 'call needs a number of digits, *, # or + (up to 32)' }, calls: [] },
