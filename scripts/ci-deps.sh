@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite needs (SIPp, openssl, procps, baresip, kamailio,
-# sipvicious, ffmpeg, sox, PulseAudio with its ALSA plugin, alsa-utils, socat), and only those missing.
+# sipvicious, ffmpeg, sox, PulseAudio with its ALSA plugin, alsa-utils, socat, tshark,
+# python3-zeroconf, systemd's tools), and only those missing.
 # Idempotent: when everything is present it changes nothing and makes no network request.
 set -euo pipefail
 
@@ -20,6 +21,10 @@ declare -A wanted=(
   [alsa-utils]=arecord
   [socat]=socat
   [libasound2-plugins]=-   # the ALSA "pulse" device; no command, dpkg tells
+  [tshark]=tshark             # reads the pcap files `hookswitch trace --pcap` writes
+  [python3-zeroconf]=-        # the third-party mDNS peer (for /usr/bin/python3)
+  [systemd]=systemd-analyze   # verify/security of the unit; systemd-notify
+  [util-linux]=unshare        # network and mount namespaces for the mDNS and package tests
 )
 
 missing=()
@@ -55,6 +60,10 @@ fi
 
 echo "ci-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# tshark's package asks whether non-root users may capture; answer no without a prompt.
+if command -v debconf-set-selections >/dev/null 2>&1; then
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | "${sudo_cmd[@]}" debconf-set-selections
+fi
 "${sudo_cmd[@]}" apt-get update -qq >/dev/null
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for pkg in "${missing[@]}"; do
