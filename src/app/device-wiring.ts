@@ -2,7 +2,9 @@
  * Wires the device endpoint for the composition root: the sound card backend, the codecs in the
  * configured order, the resamplers, an RTP port pair per call and the audio stream over them.
  */
+import { readFileSync } from 'node:fs';
 import { createAudioBackend } from '../audio/backend-registry.ts';
+import { parseWav } from '../audio/wav-format.ts';
 import type { DeviceCall } from '../calls/device-call.ts';
 import type { LocalEnd } from '../calls/types.ts';
 import type { Config } from '../config/config.ts';
@@ -36,7 +38,6 @@ export interface DeviceWiring {
 export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
   const { config, clock, random } = w;
   const log = w.logger;
-  const codecs = builtinCodecs().ordered(config.media.codecs);
   const cname = `hookswitch-${randomToken(random, 8)}@${config.sip.domain}`;
   const audio = createAudioBackend(config.audio.backend, {
     clock,
@@ -49,7 +50,7 @@ export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
     audio,
     audioOptions: { rate: config.audio.rate, frameMs: config.audio.periodMs, capture: config.audio.capture, playback: config.audio.playback },
     autoAnswer: config.device.autoAnswer,
-    tones: new CallProgressTones(config.tones.country, config.audio.rate),
+    tones: new CallProgressTones(config.tones.country, config.audio.rate, config.tones.ringtone === undefined ? undefined : loadRingtone(config.tones.ringtone, config.audio.rate, w.resamplers)),
     dtmf: config.dtmf,
     dial: w.dial,
     createMedia: async () => {
@@ -66,9 +67,31 @@ export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
         echoSuppression: w.echoSuppression,
       });
       let media: DeviceMedia | undefined;
-      const sdp = new EndpointSdp(codecs, random, { address: () => media!.address, port: () => socket.port });
+      // Read per call: a reload changes `media.codecs` in place for the calls that follow.
+      const sdp = new EndpointSdp(builtinCodecs().ordered(config.media.codecs), random, { address: () => media!.address, port: () => socket.port });
       media = new DeviceMedia(sdp, socket, stream, clock, log.child('media'));
       return media;
     },
   });
+}
+
+/**
+ * Reads the ringtone WAV (16-bit mono, any rate) and converts it to the card's rate. Throws a
+ * one-line error naming `tones.ringtone` when the file cannot be used: the gateway does not start.
+ */
+export function loadRingtone(path: string, cardRate: number, resamplers: ResamplerFactory): Int16Array {
+  let wav;
+  try {
+    wav = parseWav(readFileSync(path), path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(`config: tones.ringtone cannot be used: ${err.code === 'ENOENT' ? `${path} does not exist` : err.message}`);
+  }
+  if (wav.samples.length === 0) throw new Error(`config: tones.ringtone cannot be used: ${path} holds no audio`);
+  const resampler = resamplers.create(wav.rate, cardRate);
+  try {
+    return resampler.process(wav.samples);
+  } finally {
+    resampler.close();
+  }
 }

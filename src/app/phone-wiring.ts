@@ -16,7 +16,7 @@ import { DigitMap } from '../phone/digit-map.ts';
 import { Handset, resolveHandsetConfig } from '../phone/handset.ts';
 import { InputDecoder, type PhoneInputEvent } from '../phone/input-decoder.ts';
 import { Intercom, withIntercomDefaults, type IntercomConfigInput } from '../phone/intercom.ts';
-import type { RingerDrive } from '../phone/ringer.ts';
+import { Ringer, type RingerDrive } from '../phone/ringer.ts';
 import type { PhoneLine } from '../phone/types.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -84,7 +84,7 @@ function ringThroughSpeaker(board: HardwareBackend, line: PhoneLine): HardwareBa
     setOutput: (role, state) => board.setOutput(role, state),
     pulse: (role, ms) => board.pulse(role, ms),
     ring: (cadence) => {
-      line.playTone(cadence ? 'ringback' : undefined);
+      line.playTone(cadence ? 'ringtone' : undefined);
       return true;
     },
     stop: () => board.stop(),
@@ -105,12 +105,21 @@ export async function startPhone(profile: BoardProfile, w: PhoneWiring): Promise
   let state: () => string;
   let close: () => void;
   if (profile.mode === 'intercom') {
+    const ringer = new Ringer({
+      backend: hardware,
+      clock,
+      logger: log.child('ringer'),
+      country: config.tones.country,
+      frequencyHz: profile.ringer.frequencyHz,
+      ...(profile.ringer.mode === 'slic' || profile.ringer.mode === 'bell' ? { drive: profile.ringer.mode } : {}),
+    });
     const intercom = new Intercom({
       config: withIntercomDefaults(config.intercom as IntercomConfigInput),
       line: w.line,
       hardware,
       clock,
       log: log.child('intercom'),
+      ringer,
     });
     onEvent = (e) => {
       if (e.type === 'button') intercom.input({ type: 'button', pressed: e.pressed });

@@ -38,7 +38,7 @@ export interface DtmfConfig {
   inband: boolean;
 }
 
-export const AUDIO_DEFAULTS: { audio: AudioConfig; dtmf: DtmfConfig; tones: { country: string } } = {
+export const AUDIO_DEFAULTS: { audio: AudioConfig; dtmf: DtmfConfig; tones: { country: string; ringtone?: string } } = {
   audio: { backend: 'null', capture: 'default', playback: 'default', rate: 48000, periodMs: 20, bufferMs: 80, jitterMinMs: 20, jitterMaxMs: 200 },
   dtmf: { send: 'rfc4733', durationMs: 100, gapMs: 100, inband: true },
   tones: { country: 'us' },
@@ -119,7 +119,11 @@ export function checkAudioSections(input: Record<string, Json>, cfg: Config, pro
   if (tones !== undefined) {
     if (!isObject(tones)) problems.push(`tones must be an object (got ${show(tones)})`);
     else {
-      unknownKeys(tones, 'tones', ['country'], problems);
+      unknownKeys(tones, 'tones', ['country', 'ringtone'], problems);
+      if (tones.ringtone !== undefined) {
+        if (typeof tones.ringtone !== 'string' || !tones.ringtone.startsWith('/')) problems.push(`tones.ringtone must be the absolute path of a 16-bit mono WAV file (got ${show(tones.ringtone)})`);
+        else cfg.tones.ringtone = tones.ringtone;
+      }
       if (tones.country !== undefined) {
         if (typeof tones.country !== 'string' || !/^[a-z]{2}$/.test(tones.country)) problems.push(`tones.country must be a two-letter country code like "de" (got ${show(tones.country)})`);
         else cfg.tones.country = tones.country;

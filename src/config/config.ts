@@ -11,6 +11,7 @@ import type { DialRule } from '../calls/dialplan.ts';
 import { DEFAULT_ALLOWED_SOURCES } from '../security/cidr.ts';
 import { AUDIO_DEFAULTS, checkAudioSections, DEFAULT_CODECS, type AudioConfig, type DtmfConfig } from './audio-sections.ts';
 import { checkDiscoverySection, DEFAULT_DISCOVERY, type DiscoveryConfig } from './discovery-section.ts';
+import { checkMetricsSection, DEFAULT_METRICS, type MetricsConfig } from './metrics-section.ts';
 import { checkPhoneSections, type HandsetSettings, type HardwareConfig, type IntercomSettings } from './phone-sections.ts';
 import { checkSections, isHostName, isObject, show, wholeNumber } from './sections.ts';
 
@@ -132,7 +133,7 @@ export interface Config {
   audio: AudioConfig;
   dtmf: DtmfConfig;
   /** The country whose dial, ringback and busy tones the device plays. */
-  tones: { country: string };
+  tones: { country: string; ringtone?: string };
   /** The board profile (`board/<name>.json` or a path); '' for none: the device has no phone hardware. */
   board: string;
   hardware: HardwareConfig;
@@ -140,6 +141,8 @@ export interface Config {
   intercom: IntercomSettings;
   /** mDNS/DNS-SD advertising and browsing (`src/discovery`). */
   discovery: DiscoveryConfig;
+  /** The optional Prometheus endpoint (`GET /metrics`, src/ops/metrics-server.ts). */
+  metrics: MetricsConfig;
   /** Rules tried in order after emergency numbers; extension numbers match after them. */
   dialplan: DialRule[];
   /** Numbers that always go to the first trunk, whatever the dial plan says. */
@@ -173,6 +176,7 @@ export const DEFAULT_CONFIG: Config = {
   handset: {},
   intercom: {},
   discovery: { ...DEFAULT_DISCOVERY },
+  metrics: { ...DEFAULT_METRICS },
   dialplan: [{ match: '*43', to: 'echo' }],
   emergencyNumbers: ['112', '911', '999'],
   media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: [...DEFAULT_CODECS] },
@@ -204,7 +208,7 @@ export function resolveConfig(input: Json): Config {
   const cfg: Config = structuredClone(DEFAULT_CONFIG);
   if (!isObject(input)) throw new ConfigError([`the file must hold a JSON object (got ${show(input)})`]);
 
-  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones', 'board', 'hardware', 'handset', 'intercom', 'discovery']);
+  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones', 'board', 'hardware', 'handset', 'intercom', 'discovery', 'metrics']);
   for (const key of Object.keys(input)) if (!allowed.has(key)) problems.push(`${key} is not a known setting`);
 
   const sip = input.sip;
@@ -312,6 +316,7 @@ export function resolveConfig(input: Json): Config {
   checkAudioSections(input, cfg, problems);
   checkPhoneSections(input, cfg, problems);
   checkDiscoverySection(input, cfg, problems);
+  checkMetricsSection(input, cfg, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

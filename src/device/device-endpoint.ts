@@ -15,9 +15,8 @@ import type { DtmfDigit } from '../media/dtmf/types.ts';
 import type { DeviceMedia } from '../media/endpoint/device-media.ts';
 import type { Clock, TimerHandle } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
-import type { ToneName } from '../media/tone/tone-sets.ts';
 import type { LineEvents, PhoneLine } from '../phone/types.ts';
-import { CallProgressTones, type ProgressTone } from './call-progress.ts';
+import { CallProgressTones, type DeviceSound, type ProgressTone } from './call-progress.ts';
 
 /** What the device is doing; `held` when its only call is on hold. */
 export type DeviceState = 'idle' | 'ringing' | 'dialing' | 'connected' | 'held';
@@ -372,7 +371,7 @@ export class DeviceEndpoint implements DevicePort {
     }
   }
 
-  private playTone(name: ToneName, forMs?: number): void {
+  private playTone(name: DeviceSound, forMs?: number): void {
     this.stopTone();
     this.openAudio();
     this.tone = this.opts.tones.start(name);

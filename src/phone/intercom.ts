@@ -131,6 +131,8 @@ export interface IntercomOptions {
   hardware: HardwareBackend;
   clock: Clock;
   log: Logger;
+  /** Rings while an incoming call waits to be answered (bell output, or the speaker's ringtone). */
+  ringer?: { start(): void; stop(): void };
 }
 
 type Phase =
@@ -203,6 +205,7 @@ export class Intercom {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.opts.ringer?.stop();
     this.cancelPhaseTimers();
     this.announceTimer?.cancel();
     this.doorTimer?.cancel();
@@ -337,6 +340,7 @@ export class Intercom {
     this.opts.log.info('incoming call', { from, autoAnswer: this.cfg.autoAnswer, delayMs: this.cfg.autoAnswerDelayMs });
     const timer = this.cfg.autoAnswer ? this.opts.clock.setTimer(this.cfg.autoAnswerDelayMs, () => this.answer(from), 'intercom-auto-answer') : undefined;
     this.phase = timer ? { kind: 'ringing', caller: from, timer } : { kind: 'ringing', caller: from };
+    this.opts.ringer?.start();
     this.indicate();
   }
 
@@ -361,6 +365,7 @@ export class Intercom {
   }
 
   private connect(peer: string, announce: boolean): void {
+    this.opts.ringer?.stop();
     this.phase = { kind: 'connected', peer };
     this.doorCode.beginCall(peer);
     this.indicate();
@@ -420,6 +425,7 @@ export class Intercom {
   }
 
   private toIdle(): void {
+    this.opts.ringer?.stop();
     this.cancelPhaseTimers();
     this.stopAnnouncement();
     this.doorCode.endCall();

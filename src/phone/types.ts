@@ -7,7 +7,7 @@
  * and commands name a call by its id where there can be two.
  */
 import type { DtmfDigit } from '../media/dtmf/types.ts';
-import type { ToneName } from '../media/tone/tone-sets.ts';
+import type { DeviceSound } from '../device/call-progress.ts';
 
 /** Who calls. */
 export interface Caller {
@@ -55,10 +55,11 @@ export interface PhoneLine {
   /** Sends DTMF in the connected call. */
   sendDigits(digits: string): void;
   /**
-   * Plays a call-progress tone in the earpiece (country set), or stops it. Replaces any tone
-   * playing; during a connected call the tone is mixed into the far end's audio (call waiting).
+   * Plays a call-progress tone in the earpiece (country set) or the ringtone (`tones.ringtone`,
+   * for boards that ring through the speaker), or stops it. Replaces any tone playing; during a
+   * connected call the tone is mixed into the far end's audio (call waiting).
    */
-  playTone(name: ToneName | undefined): void;
+  playTone(name: DeviceSound | undefined): void;
   /** Subscribes; the phone logic calls it once. */
   listen(events: LineEvents): void;
 }

@@ -196,6 +196,7 @@ t.test('audio, DTMF, tone and codec settings: one line per bad key', async (t) =
     ['unknown codec', { media: { codecs: ['G729'] } }, 'config: media.codecs[0] must be one of opus, G722, PCMU, PCMA, L16, L16/8000, L16/16000, L16/48000 (got "G729")'],
     ['dtmf gap too short', { dtmf: { gapMs: 10 } }, 'config: dtmf.gapMs must be a whole number from 40 to 5000 (got 10)'],
     ['country', { tones: { country: 'Germany' } }, 'config: tones.country must be a two-letter country code like "de" (got "Germany")'],
+    ['ringtone', { tones: { ringtone: 'ring.wav' } }, 'config: tones.ringtone must be the absolute path of a 16-bit mono WAV file (got "ring.wav")'],
     ['autoAnswer', { device: { autoAnswer: 'yes' } }, 'config: device.autoAnswer must be true or false (got "yes")'],
     ['unknown audio key', { audio: { volume: 3 } }, 'config: audio.volume is not a known setting'],
   ];

@@ -7,6 +7,8 @@
  * - Hook flash: in a call with 101, flash holds it (second dial tone), 102 is dialled, flash swaps
  *   back; 102 hangs up and calls again: the call-waiting tone is mixed into the conversation,
  *   flash answers it; on-hook with 101 held rings the handset again, lifting takes 101 back.
+ * - Intercom: a call from baresip rings through the speaker with the configured ringtone WAV (a
+ *   0.5 s 700 Hz file at 22.05 kHz, looped and resampled to the card), then is answered by itself.
  * - Intercom (board pi-intercom): the call button → baresip 102 answers by itself; baresip sends
  *   a wrong code, then 1234 as RFC 4733 events → the door relay pulses once, for 3 s.
  */
@@ -85,7 +87,14 @@ const logged = (gw: GatewayProcess, msg: string) => gw.log().split('\n').filter(
 const handset = await gateway('handset', {}, [28000, 28099]);
 const callee = await phone(handset.gw, '101', 28100);
 const second = await phone(handset.gw, '102', 28400, secondTone);
-const intercom = await gateway('intercom', { board: 'pi-intercom', intercom: { targets: ['102'], door: { code: '1234' } } }, [28200, 28299]);
+const RINGTONE = 700;
+const ringtone = join(work, 'ringtone.wav');
+writeToneWav(ringtone, { rate: 22050, seconds: 0.5, frequency: RINGTONE });
+const intercom = await gateway(
+  'intercom',
+  { board: 'pi-intercom', intercom: { targets: ['102'], door: { code: '1234' }, autoAnswerDelayMs: 2000 }, tones: { country: 'de', ringtone } },
+  [28200, 28299],
+);
 const visitor = await phone(intercom.gw, '102', 28300);
 
 await t.test('handset: dial tone, rotary-dialled 101 rings baresip, both hear each other, on-hook ends it', async (t) => {
@@ -228,6 +237,23 @@ await t.test('intercom: the button calls 102, a wrong code opens nothing, 1234 p
   t.equal(logged(gw, 'door opened').length, 1, 'logged once, with the caller');
   await visitor.hangup();
   await visitor.waitEvent('CALL_CLOSED', { since, timeoutMs: 5000 });
+});
+
+await t.test('intercom: an incoming call rings through the speaker with the ringtone WAV, then is answered', async (t) => {
+  const { gw, ear } = intercom;
+  const since = visitor.events.length;
+  const opened = logged(gw, 'audio device closed').length;
+  await visitor.dial(`sip:100@127.0.0.1:${gw.port}`);
+  t.ok(await until(() => logged(gw, 'device ringing').length >= 1, 5000), 'the intercom rings');
+  await sleep(1500);
+  const mark = earMark(ear);
+  const ring = earSegment(ear, mark - CARD_RATE, mark, 0);
+  t.ok(ring.frequency === RINGTONE && ring.ratio > 0.8, `the speaker plays the ${RINGTONE} Hz ringtone (got ${ring.frequency} Hz, ratio ${ring.ratio.toFixed(3)})`);
+  await visitor.waitEvent('CALL_ESTABLISHED', { since, timeoutMs: 5000 });
+  t.pass('answered by itself after the delay');
+  await visitor.hangup();
+  await visitor.waitEvent('CALL_CLOSED', { since, timeoutMs: 5000 });
+  t.ok(await until(() => logged(gw, 'audio device closed').length > opened, 3000), 'the speaker closes after the call');
 });
 
 await t.test('handset: a call from baresip rings the SLIC with the German cadence, lifting answers it', async (t) => {

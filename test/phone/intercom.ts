@@ -400,3 +400,30 @@ t.test('parallel without a group number warns once at start', async (t) => {
   const r = rig({ targets: ['101'], mode: 'parallel' });
   t.equal(r.log.records.filter((x) => x.level === 'warn' && /groupNumber/.test(x.msg)).length, 1);
 });
+
+t.test('the ringer rings while an incoming call waits, and stops when it is answered or gone', async (t) => {
+  const cases: { name: string; config: IntercomConfigInput; acts: Act[]; rings: string[] }[] = [
+    { name: 'auto-answer after the delay', config: { autoAnswerDelayMs: 2000 }, acts: [{ incoming: '200' }, { wait: 2000 }, { connected: true }], rings: ['start @0', 'stop @2000'] },
+    { name: 'the caller gives up', config: { autoAnswer: false }, acts: [{ incoming: '200' }, { wait: 5000 }, { ended: 'cancelled', status: 487 }], rings: ['start @0', 'stop @5000'] },
+    { name: 'the button answers', config: { autoAnswer: false }, acts: [{ incoming: '200' }, { wait: 1000 }, { press: true }, { release: true }], rings: ['start @0', 'stop @1000'] },
+    { name: 'a refused caller never rings', config: { callerWhitelist: ['300'] }, acts: [{ incoming: '200' }], rings: [] },
+  ];
+  for (const c of cases) {
+    const clock = new ManualClock();
+    const line = new FakeLine(clock);
+    const rings: string[] = [];
+    const ringer = { start: () => rings.push(`start @${clock.now()}`), stop: () => rings.push(`stop @${clock.now()}`) };
+    const intercom = new Intercom({ config: withIntercomDefaults(c.config), line, hardware: new FakeHardware(clock), clock, log: new MemoryLogger(), ringer });
+    intercom.start();
+    for (const a of c.acts) {
+      if ('wait' in a) clock.advance(a.wait);
+      else if ('incoming' in a) line.events.incoming({ user: a.incoming }, 'c1');
+      else if ('connected' in a) line.events.connected('c1');
+      else if ('ended' in a) line.events.ended(a.ended, a.status, 'c1');
+      else if ('press' in a) intercom.input({ type: 'button', pressed: true });
+      else if ('release' in a) intercom.input({ type: 'button', pressed: false });
+      await flush();
+    }
+    t.same(rings.filter((r, i) => i === 0 || r !== rings[i - 1]).slice(0, 2), c.rings, c.name);
+  }
+});
