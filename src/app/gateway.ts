@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { B2bua, type CallSummary } from '../calls/b2bua.ts';
+import { B2bua, type CallMediaFactory, type CallSummary } from '../calls/b2bua.ts';
 import { DialPlan } from '../calls/dialplan.ts';
-import type { Config } from '../config/config.ts';
+import type { Config, TrunkConfig } from '../config/config.ts';
+import type { TrunkChanges } from './config-diff.ts';
+import { ConfigReloader } from './config-reloader.ts';
 import { relayedMediaFactory } from '../media/media-session.ts';
 import { PortAllocator } from '../media/port-allocator.ts';
 import { RtpRelayFactory } from '../media/rtp-relay.ts';
@@ -25,7 +27,7 @@ import { loadSpeexResampler } from '../media/resample/speex-resampler.ts';
 import { LocalAddresses } from './local-address.ts';
 import { ResolvedTrunk, localAddressFor, resolveTrunk } from './trunks.ts';
 import type { Clock, TimerHandle } from '../runtime/clock.ts';
-import type { Logger } from '../runtime/logger.ts';
+import { LineLogger, type Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
 import { SourceGuard } from '../security/source-guard.ts';
 import { queryPublicAddress } from '../sip/nat/stun-client.ts';
@@ -37,11 +39,17 @@ import { daemonSocket } from '../cli/control-socket.ts';
 import { instanceName, sipUri } from '../discovery/dns-sd-records.ts';
 import { MdnsDiscovery } from '../discovery/mdns-discovery.ts';
 import { PeerTable } from '../discovery/peer-table.ts';
+import { GatewayMetrics, countingGuard, countingRegistrar, type GatewayMetricSources } from '../ops/gateway-metrics.ts';
+import { MetricsServer } from '../ops/metrics-server.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { formatEndpoint, type Endpoint } from '../sip/transport/transport.ts';
-import { ExtensionCredentials, RequestAuthenticator } from '../sip/ua/request-authenticator.ts';
+import { ExtensionCredentials } from '../sip/ua/request-authenticator.ts';
+import { PeerAuthenticator } from '../calls/peer-authenticator.ts';
+import { PeerRoute } from '../calls/peer-route.ts';
 import { RegistrationClient, type RegistrationStatus } from '../sip/ua/registration-client.ts';
 import { UasCore } from '../sip/ua/uas-core.ts';
+import { statusReport, type StatusReport } from './status-report.ts';
+import { systemInterfaces } from './local-address.ts';
 
 export interface GatewayDeps {
   clock: Clock;
@@ -49,6 +57,12 @@ export interface GatewayDeps {
   logger: Logger;
   /** `run --sim`: the simulated board standing in for the phone hardware. */
   simulator?: SimulatorBackend;
+  /** The file the config was read from; reload re-reads it. Undefined: embedded defaults. */
+  configPath?: string;
+  /** Command-line settings that win over the file, applied again to a reloaded config. */
+  overrides?: (config: Config) => void;
+  /** Reads and validates a config file for a reload (the schema-checking store); a missing file is the defaults. */
+  loadConfig?: (path: string) => Config;
 }
 
 /**
@@ -71,6 +85,10 @@ export class Gateway {
   private networkTimer?: TimerHandle;
   /** The public address learned with STUN (`media.stunServer`), when configured and answered. */
   private stunAddress?: string;
+  /** Why the STUN query failed, for `status`. */
+  private stunError?: string;
+  /** When start() began (wall clock), for `status`'s uptime. */
+  private startedAt = 0;
   private device?: DeviceEndpoint;
   private control?: ControlServer;
   private phone?: Phone;
@@ -78,6 +96,14 @@ export class Gateway {
   private store?: BindingStore;
   /** Other hookswitch boxes and SIP services seen on the LAN (`hookswitch peers`). */
   private peers?: PeerTable;
+  /** Counters and gauges for `GET /metrics`, kept whether or not the endpoint is on. */
+  private readonly metrics = new GatewayMetrics(this.metricSources(), pkg.version);
+  private metricsServer?: MetricsServer;
+  private sourceGuard?: SourceGuard;
+  private savedInstanceId?: string;
+  private reloader?: ConfigReloader;
+  /** Trunk un-registrations and registrations a reload started, one after another. */
+  private trunkWork: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: Config,
@@ -89,6 +115,7 @@ export class Gateway {
   /** Opens the SIP sockets. Rejects with a one-line, user-facing message (port in use, ...). */
   async start(): Promise<void> {
     const { config, deps } = this;
+    this.startedAt = deps.clock.wallNow();
     const extensions =
       Object.keys(config.extensions).length > 0 ? config.extensions : defaultExtensions(config.stateDir, deps.random, this.log);
     const credentials = new ExtensionCredentials(extensions);
@@ -99,7 +126,8 @@ export class Gateway {
       clock: deps.clock,
       random: deps.random,
     });
-    const auth = new RequestAuthenticator({ digest, credentials, logger: deps.logger.child('auth') });
+    // Extensions, and hookswitch peers holding discovery.secret (src/calls/peer-credentials.ts).
+    const auth = new PeerAuthenticator({ digest, credentials, logger: deps.logger.child('auth'), secret: () => this.config.discovery.secret });
 
     // Trunks first: their addresses are trusted sources and the call layer's targets.
     this.trunks = await Promise.all(
@@ -116,6 +144,7 @@ export class Gateway {
       logger: deps.logger.child('security'),
       trusted: () => this.trunks.flatMap((t) => t.sources()),
     });
+    this.sourceGuard = guard;
 
     // Bindings survive restarts: restored before the sockets open, written before each 200.
     const store = new BindingStore({ clock: deps.clock });
@@ -204,8 +233,8 @@ export class Gateway {
     const core = new UasCore({
       logger: deps.logger.child('uas'),
       auth,
-      registrar,
-      guard,
+      registrar: countingRegistrar(registrar, this.metrics),
+      guard: countingGuard(guard, this.metrics),
       trunkFor: (source) => this.trunks.find((t) => t.accepts(source))?.name,
       userAgent: `${config.sip.userAgent}`,
       calls: {
@@ -235,41 +264,37 @@ export class Gateway {
       registrar: { lookup: (user) => registrar.lookup(user) },
       reachable: (contact) => qualifier?.status(contact) !== 'unreachable',
       dialplan,
+      peers: this.peerRoute(localEndpoint),
       deviceExtension: config.device.extension,
       trunks: this.trunks,
       extensions,
-      media: relayedMediaFactory(this.relays, {
-        random: deps.random,
-        codecs: new CodecRegistry(builtinCodecs().ordered(config.media.codecs)),
-        resamplers,
-        logger: deps.logger.child('media'),
-      }),
+      media: this.callMedia(config.media.codecs, resamplers),
       device: this.device,
       noAnswerSeconds: config.calls.noAnswerSeconds,
       rtpTimeoutSeconds: config.media.rtpTimeoutSeconds,
       sessionExpires: config.calls.sessionExpires,
       minSessionExpires: config.calls.minSessionExpires,
+      observer: this.metrics,
     });
     this.transports = transports;
     this.stack = stack;
     await transports.listen();
-    if (config.registrar.qualifySeconds > 0) {
-      qualifier = new Qualifier({
-        store,
-        intervalSeconds: config.registrar.qualifySeconds,
-        clock: deps.clock,
+    // Made even with qualifySeconds 0 (it then stays idle): a reload may turn it on.
+    qualifier = new Qualifier({
+      store,
+      intervalSeconds: config.registrar.qualifySeconds,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger.child('registrar.qualify'),
+      sendOptions: optionsPinger(stack.transactions, {
+        localAddress: localEndpoint,
+        userAgent: config.sip.userAgent,
+        domain: config.sip.domain,
         random: deps.random,
-        logger: deps.logger.child('registrar.qualify'),
-        sendOptions: optionsPinger(stack.transactions, {
-          localAddress: localEndpoint,
-          userAgent: config.sip.userAgent,
-          domain: config.sip.domain,
-          random: deps.random,
-        }),
-      });
-      qualifier.start();
-      this.qualifier = qualifier;
-    }
+      }),
+    });
+    qualifier.start();
+    this.qualifier = qualifier;
     if (profile) {
       this.phone = await startPhone(profile, {
         config,
@@ -290,7 +315,9 @@ export class Gateway {
     const socket = daemonSocket(config.stateDir);
     this.control = new ControlServer(socket.path, this.controlCommands(), deps.logger.child('control'), trace, socket.mode);
     await this.startDiscovery(transports, addresses, extensionNames);
+    this.reloader = this.createReloader({ credentials, guard, extensionNames, resamplers });
     await this.control.start();
+    await this.startMetrics();
     this.log.info('started', {
       domain: config.sip.domain,
       stateDir: config.stateDir,
@@ -341,8 +368,53 @@ export class Gateway {
     await this.discovery.start();
   }
 
+  /** Calls to and from the hookswitch boxes that discovery finds (the dial plan's `peer` target). */
+  private peerRoute(localEndpoint: (transport: 'udp', remote: string) => { address: string; port: number }): PeerRoute {
+    return new PeerRoute({
+      peers: () => this.peers,
+      secret: () => this.config.discovery.secret,
+      instanceId: () => (this.peers ? this.instanceId() : undefined),
+      localEndpoint,
+      random: this.deps.random,
+      logger: this.deps.logger.child('calls.peer'),
+    });
+  }
+
+  /**
+   * Serves `GET /metrics` when `metrics.enabled`. A port that cannot be had is logged, not
+   * fatal: the phone keeps working without its metrics.
+   */
+  private async startMetrics(): Promise<void> {
+    const { bind, port, enabled } = this.config.metrics;
+    if (!enabled) return;
+    const server = new MetricsServer({ bind, port, render: () => this.metrics.render(), logger: this.deps.logger.child('metrics') });
+    try {
+      await server.start();
+      this.metricsServer = server;
+    } catch (e) {
+      this.log.error('metrics endpoint not started', { reason: (e as Error).message });
+    }
+  }
+
+  /** Where the metrics read the numbers that already exist elsewhere, at each scrape. */
+  private metricSources(): GatewayMetricSources {
+    return {
+      sip: () => this.stack?.counters,
+      bindings: () => this.registeredExtensions(),
+      trunks: () => this.registrationStatus().map((r) => ({ trunk: r.trunk, state: r.state })),
+      bans: () => this.sourceGuard?.banned().length ?? 0,
+      activeCalls: () => this.callStatus().length,
+      audio: () => this.device?.audioCounters(),
+    };
+  }
+
   /** This box's DNS-SD instance id: a UUID kept in the state directory across restarts. */
   private instanceId(): string {
+    this.savedInstanceId ??= this.readInstanceId();
+    return this.savedInstanceId;
+  }
+
+  private readInstanceId(): string {
     const file = join(this.config.stateDir, 'instance-id');
     try {
       const id = readFileSync(file, 'utf8').trim();
@@ -361,32 +433,44 @@ export class Gateway {
 
   /** One {@link RegistrationClient} per trunk with `register: true`, once the sockets are bound. */
   private async startRegistrations(transports: TransportLayer, stack: SipStack, addresses: LocalAddresses): Promise<void> {
-    const { config, deps } = this;
     for (const trunk of this.trunks.filter((t) => t.config.register)) {
-      if (!transports.has(trunk.transport)) {
-        this.log.error('trunk transport is not enabled, not registering', { trunk: trunk.name, transport: trunk.transport });
-        continue;
-      }
-      const destination = trunk.destination();
-      const local = transports.localEndpoint(trunk.transport);
-      const address = await localAddressFor(local.address, destination.address, destination.port);
+      await this.registerTrunk(trunk, transports, stack);
       if (this.stopping) return;
-      const client = new RegistrationClient({
-        trunk: trunk.config,
-        local: { address: this.publicAddress() ?? address, port: local.port },
-        destination,
-        destinations: trunk.destinations,
-        sendRaw: (bytes, dest) => transports.send(bytes, dest),
-        transactions: stack.transactions,
-        clock: deps.clock,
-        random: deps.random,
-        logger: deps.logger.child('sip.register'),
-        userAgent: config.sip.userAgent,
-      });
-      this.registrations.push(client);
-      client.start();
     }
     this.watchNetwork(addresses, transports);
+  }
+
+  /** Creates and starts the {@link RegistrationClient} of one trunk (at start, or on reload). */
+  private async registerTrunk(trunk: ResolvedTrunk, transports: TransportLayer, stack: SipStack): Promise<void> {
+    const { config, deps } = this;
+    if (!transports.has(trunk.transport)) {
+      this.log.error('trunk transport is not enabled, not registering', { trunk: trunk.name, transport: trunk.transport });
+      return;
+    }
+    const destination = trunk.destination();
+    const local = transports.localEndpoint(trunk.transport);
+    const address = await localAddressFor(local.address, destination.address, destination.port);
+    if (this.stopping) return;
+    const client = new RegistrationClient({
+      trunk: trunk.config,
+      local: { address: this.publicAddress() ?? address, port: local.port },
+      destination,
+      destinations: trunk.destinations,
+      sendRaw: (bytes, dest) => transports.send(bytes, dest),
+      transactions: stack.transactions,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger.child('sip.register'),
+      userAgent: config.sip.userAgent,
+    });
+    this.registrations.push(client);
+    client.start();
+  }
+
+  /** The trunk a registration belongs to (by name: reloads change the list). */
+  private trunkOf(client: RegistrationClient): ResolvedTrunk | undefined {
+    const name = client.status().trunk;
+    return this.trunks.find((t) => t.name === name);
   }
 
   /**
@@ -403,8 +487,9 @@ export class Gateway {
       this.log.info('local addresses changed, re-registering', { addresses: now });
       void this.discovery?.reannounce();
       void Promise.all(
-        this.registrations.map(async (client, i) => {
-          const trunk = this.trunks.filter((t) => t.config.register)[i]!;
+        this.registrations.map(async (client) => {
+          const trunk = this.trunkOf(client);
+          if (!trunk) return;
           const local = transports.localEndpoint(trunk.transport);
           const address = await localAddressFor(local.address, trunk.destination().address, trunk.destination().port);
           client.setLocal({ address: this.publicAddress() ?? address, port: local.port });
@@ -431,12 +516,12 @@ export class Gateway {
       this.stunAddress = mapped.address;
       this.log.info('public address learned with STUN', { server, address: mapped.address });
       await this.registrationsStarted;
-      const registering = this.trunks.filter((t) => t.config.register);
-      this.registrations.forEach((client, i) => {
-        const trunk = registering[i];
+      this.registrations.forEach((client) => {
+        const trunk = this.trunkOf(client);
         if (trunk) client.setLocal({ address: mapped.address, port: transports.localEndpoint(trunk.transport).port });
       });
     } catch (e) {
+      this.stunError = (e as Error).message;
       this.log.warn('STUN query failed; using local addresses', { server, reason: (e as Error).message });
     }
   }
@@ -459,14 +544,129 @@ export class Gateway {
           ...(this.phone ? { board: this.phone.profile.name, phone: this.phone.state() } : {}),
           calls: this.callStatus().map((c) => `${c.from}->${c.to}:${c.state}`).join(' '),
           registrations: this.registrationStatus().map((r) => `${r.trunk}:${r.state}`).join(' '),
+          report: this.statusReport(d),
         };
       },
     };
   }
 
+  /** `hookswitch status`: what every part of the gateway says now (see status-report.ts); `device` is the endpoint's status reply. */
+  private statusReport(device: Record<string, unknown>): StatusReport {
+    const { config } = this;
+    const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+    const stunServer = config.media.publicAddress ? undefined : config.media.stunServer;
+    const discovery = this.discovery?.status();
+    return statusReport(
+      {
+        version: pkg.version,
+        domain: config.sip.domain,
+        startedAt: this.startedAt,
+        listening: this.endpoints(),
+        localAddresses: systemInterfaces().filter((i) => !i.internal).map((i) => i.address),
+        ...(config.media.publicAddress ? { configuredPublicAddress: config.media.publicAddress } : {}),
+        ...(stunServer
+          ? { stun: { server: stunServer, ...(this.stunAddress ? { address: this.stunAddress } : {}), ...(this.stunError ? { error: this.stunError } : {}) } }
+          : {}),
+        trunks: this.trunks.map((t) => t.config),
+        registrations: this.registrationStatus(),
+        bindings: this.store?.snapshot() ?? [],
+        calls: this.callStatus(),
+        device: {
+          extension: config.device.extension,
+          state: text(device.device) ?? 'unknown',
+          ...(text(device.call) !== undefined ? { call: text(device.call)!, remote: text(device.remote) ?? '' } : {}),
+          ...(typeof device.seconds === 'number' ? { seconds: device.seconds } : {}),
+          ...(text(device.others) !== undefined ? { others: text(device.others)! } : {}),
+          ...(text(device.digits) !== undefined ? { digits: text(device.digits)! } : {}),
+        },
+        ...(this.phone ? { phone: { board: this.phone.profile.name, mode: this.phone.profile.mode, state: this.phone.state() } } : {}),
+        ...(this.peers ? { peers: this.peers.list() } : {}),
+        ...(discovery ? { discovery: { name: discovery.name, ...(discovery.error ? { error: discovery.error } : {}) } } : {}),
+      },
+      this.deps.clock.wallNow(),
+    );
+  }
+
   /** Re-reads the configuration and applies what can change without dropping calls (SIGHUP, `hookswitch reload`). */
   async reload(): Promise<ControlReply> {
-    return { ok: false, error: 'reload is not implemented yet' };
+    if (!this.reloader || this.stopping) return { ok: false, error: 'the gateway is not running' };
+    return this.reloader.reload();
+  }
+
+  /** The relayed media of calls, offering `codecs` (`media.codecs`) in that order. */
+  private callMedia(codecs: readonly string[], resamplers: Awaited<ReturnType<typeof loadSpeexResampler>>): CallMediaFactory {
+    return relayedMediaFactory(this.relays!, {
+      random: this.deps.random,
+      codecs: new CodecRegistry(builtinCodecs().ordered([...codecs])),
+      resamplers,
+      logger: this.deps.logger.child('media'),
+    });
+  }
+
+  /** What a reload reaches (see config-reloader.ts for what is applied live). */
+  private createReloader(parts: {
+    credentials: ExtensionCredentials;
+    guard: SourceGuard;
+    extensionNames: string[];
+    resamplers: Awaited<ReturnType<typeof loadSpeexResampler>>;
+  }): ConfigReloader {
+    const { deps } = this;
+    return new ConfigReloader({
+      running: this.config,
+      ...(deps.configPath !== undefined ? { configPath: deps.configPath } : {}),
+      ...(deps.overrides ? { overrides: deps.overrides } : {}),
+      ...(deps.loadConfig ? { load: deps.loadConfig } : {}),
+      logger: this.log,
+      setLogLevel: (level) => {
+        if (deps.logger instanceof LineLogger) deps.logger.setLevel(level);
+      },
+      extensionsFor: (c) =>
+        Object.keys(c.extensions).length > 0 ? c.extensions : defaultExtensions(this.config.stateDir, deps.random, this.log),
+      credentials: parts.credentials,
+      extensionNames: parts.extensionNames,
+      guard: parts.guard,
+      calls: this.calls!,
+      mediaFor: (codecs) => this.callMedia(codecs, parts.resamplers),
+      ...(this.qualifier ? { qualifier: this.qualifier } : {}),
+      ...(this.discovery ? { discovery: this.discovery } : {}),
+      replaceTrunks: (next, changes) => this.replaceTrunks(next, changes),
+    });
+  }
+
+  /**
+   * Reload: resolves the added and changed trunks (before anything changes), swaps them into the
+   * trunk list the call layer and the source guard read, then in the background un-registers the
+   * removed and changed ones (bounded, so the trunk never removes the new binding after making
+   * it) and registers the added and changed ones. Unchanged trunks are not touched.
+   */
+  private async replaceTrunks(next: readonly TrunkConfig[], changes: TrunkChanges): Promise<void> {
+    await this.registrationsStarted;
+    const fresh = new Map<string, ResolvedTrunk>();
+    for (const name of [...changes.added, ...changes.changed]) {
+      const t = next.find((x) => x.name === name)!;
+      const { destination, destinations, sources } = await resolveTrunk(t, this.log, this.deps.random);
+      fresh.set(name, new ResolvedTrunk(t, destination, sources, destinations));
+    }
+    const gone = new Set([...changes.removed, ...changes.changed]);
+    const old = this.registrations.filter((r) => gone.has(r.status().trunk));
+    this.registrations = this.registrations.filter((r) => !gone.has(r.status().trunk));
+    const kept = new Map(this.trunks.map((t) => [t.name, t]));
+    this.trunks.splice(0, this.trunks.length, ...next.map((t) => fresh.get(t.name) ?? kept.get(t.name)!));
+    this.log.info('trunks reloaded', { added: changes.added.join(','), removed: changes.removed.join(','), changed: changes.changed.join(',') });
+    this.trunkWork = this.trunkWork.then(async () => {
+      let timer: TimerHandle | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = this.deps.clock.setTimer(UNREGISTER_WAIT_MS, resolve);
+      });
+      await Promise.race([Promise.all(old.map((r) => r.stop())), deadline]);
+      timer?.cancel();
+      const { transports, stack } = this;
+      if (!transports || !stack) return;
+      for (const trunk of fresh.values()) {
+        if (this.stopping) return;
+        if (trunk.config.register) await this.registerTrunk(trunk, transports, stack);
+      }
+    });
   }
 
   /** How many phone registrations (live bindings) the registrar holds. */
@@ -502,6 +702,7 @@ export class Gateway {
     await this.phone?.stop();
     await this.device?.close();
     await this.control?.stop();
+    await this.metricsServer?.stop();
     await this.discovery?.stop();
     this.qualifier?.stop();
     let timer: NodeJS.Timeout | undefined;

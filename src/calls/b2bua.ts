@@ -12,6 +12,7 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import { parseUri } from '../sip/message/uri.ts';
 import type { Destination, ServerTransaction } from '../sip/transaction/types.ts';
 import type { CallHandler } from '../sip/ua/uas-core.ts';
+import { formatEndpoint } from '../sip/transport/transport.ts';
 import type { Binding } from '../registrar/binding-store.ts';
 import type { Route } from './dialplan.ts';
 import { Call, type CallEnv, type CallState, type ForkSpec, type Party } from './call.ts';
@@ -21,7 +22,7 @@ import { DeviceLeg } from './device-leg.ts';
 import { sdpOf, type Leg } from './leg.ts';
 import { ServerLeg } from './server-leg.ts';
 import { negotiateAsUas } from './session-timer.ts';
-import type { B2buaOptions, CallMedia, LegName, LocalEnd } from './types.ts';
+import type { B2buaOptions, CallMedia, LegMediaStats, LegName, LocalEnd } from './types.ts';
 
 export type { B2buaOptions, TrunkTarget, CallMedia, CallMediaFactory, LegName } from './types.ts';
 
@@ -35,6 +36,19 @@ export interface CallSummary {
   state: CallState;
   /** Wall-clock ms since the epoch. */
   startedAt: number;
+  /** Slot `a` (the caller) and, once there is one, slot `b`. */
+  legs: CallLegSummary[];
+}
+
+/** One slot of a call as `status` shows it. */
+export interface CallLegSummary {
+  slot: LegName;
+  /** The party on the slot: an extension, a trunk caller ID, a dialled number. */
+  party: string;
+  /** Where the leg's signalling goes, e.g. `udp 192.0.2.7:5060`; absent for this box's device. */
+  peer?: string;
+  /** The slot's media; absent until something was negotiated, and for the device's own slot. */
+  media?: LegMediaStats;
 }
 
 type Refusal = { status: number; reason: string };
@@ -68,13 +82,13 @@ function transportOf(name: string | undefined): 'udp' | 'tcp' | 'tls' | undefine
 }
 
 export class B2bua implements CallHandler {
-  private readonly env: CallEnv;
+  private env: CallEnv;
   private readonly legs = new Map<string, { call: Call; leg: Leg }>();
   private readonly invites = new Map<SipRequest, Call>();
   private readonly cancelledEarly = new WeakSet<SipRequest>();
   private readonly active = new Set<Call>();
 
-  constructor(private readonly opts: B2buaOptions) {
+  constructor(private opts: B2buaOptions) {
     const timers = opts.timers ?? { T1: 500, T2: 4000 };
     this.env = {
       transactions: opts.transactions,
@@ -93,6 +107,7 @@ export class B2bua implements CallHandler {
         if (key !== undefined) this.legs.set(key, { call, leg });
       },
       ended: (call) => this.forget(call),
+      answered: (call) => this.opts.observer?.answered(call.target),
       transferTargets: (number, caller, slot) => this.transferTargets(number, caller, slot),
     };
   }
@@ -105,7 +120,28 @@ export class B2bua implements CallHandler {
       to: c.parties.b.user,
       state: c.state,
       startedAt: c.startedAt,
+      legs: (['a', 'b'] as const).map((slot) => this.legSummary(c, slot)).filter((l) => l !== undefined),
     }));
+  }
+
+  private legSummary(call: Call, slot: LegName): CallLegSummary | undefined {
+    const leg = [call.a, call.b].find((l) => l?.slot === slot);
+    const media = call.media.stats?.(slot);
+    if (leg === undefined && media === undefined && slot === 'b' && call.local === undefined) return undefined;
+    const out: CallLegSummary = { slot, party: call.parties[slot].user };
+    if (leg !== undefined && !(leg instanceof DeviceLeg)) out.peer = formatEndpoint(leg.flow);
+    if (media !== undefined) out.media = media;
+    return out;
+  }
+
+  /**
+   * New settings for the calls that start from now on (config reload). Calls in progress keep
+   * the timers they started with; their legs and media are not touched.
+   */
+  reconfigure(settings: Partial<Pick<B2buaOptions, 'dialplan' | 'extensions' | 'media' | 'noAnswerSeconds' | 'rtpTimeoutSeconds' | 'sessionExpires' | 'minSessionExpires'>>): void {
+    this.opts = { ...this.opts, ...settings };
+    const { noAnswerSeconds, rtpTimeoutSeconds, sessionExpires, minSessionExpires } = this.opts;
+    this.env = { ...this.env, noAnswerSeconds, rtpTimeoutSeconds, sessionExpires, minSessionExpires };
   }
 
   /** Hangs up every call (BYE, or CANCEL/480 while ringing): shutdown. */
@@ -121,6 +157,11 @@ export class B2bua implements CallHandler {
 
   invite(req: SipRequest, tx: ServerTransaction, username: string): void {
     const from = this.fromOf(req);
+    const peer = this.opts.peers?.caller(username, from);
+    if (peer) {
+      void this.start(req, tx, peer, undefined, true);
+      return;
+    }
     const name = this.opts.extensions[username]?.name ?? from?.displayName;
     void this.start(req, tx, { user: username, ...(name ? { display: name } : {}) }, undefined);
   }
@@ -172,7 +213,7 @@ export class B2bua implements CallHandler {
     }
   }
 
-  private async start(req: SipRequest, tx: ServerTransaction, caller: Party, trunk: string | undefined): Promise<void> {
+  private async start(req: SipRequest, tx: ServerTransaction, caller: Party, trunk: string | undefined, fromPeer = false): Promise<void> {
     const refuse = (status: number, reason?: string, headers: [string, string][] = []) =>
       tx.respond(buildResponse(req, status, reason, { headers }));
     // §16.6 step 3 spirit: a B2BUA passes the hop limit on; 0 left means the request looped.
@@ -213,6 +254,11 @@ export class B2bua implements CallHandler {
       refuse(404);
       return;
     }
+    if (fromPeer && (route.target.kind === 'trunk' || route.target.kind === 'peer')) {
+      // A peer's call ends on this box: never out to a trunk (toll fraud) or on to a peer (loops).
+      refuse(403, 'Forbidden (calls from a peer end on this box)');
+      return;
+    }
     const device = route.target.kind === 'device' ? this.opts.device : undefined;
     const specs = route.target.kind === 'echo' || device ? [] : this.forksFor(route, caller, mf - 1);
     if (!Array.isArray(specs)) {
@@ -242,7 +288,7 @@ export class B2bua implements CallHandler {
     }
     const id = newTag(this.opts.random).slice(0, 10);
     const call = new Call(this.env, id, media, a, { a: caller, b: { user: route.number } }, timer.terms);
-    this.active.add(call);
+    this.track(call, route.target.kind);
     this.invites.set(req, call);
     this.env.register(call, a);
     media.setLocalAddress('a', local.address);
@@ -286,9 +332,9 @@ export class B2bua implements CallHandler {
   async dialFromDevice(number: string, follow: (call: DeviceCall) => LocalEnd): Promise<DeviceCall | Refusal> {
     const device = this.opts.device;
     if (!device) return { status: 503, reason: 'Service Unavailable (no device)' };
-    const route = this.opts.dialplan.route(number);
+    const route = this.opts.peers?.byName(number) ?? this.opts.dialplan.route(number);
     if (!route) return { status: 404, reason: 'Not Found' };
-    if (route.target.kind === 'device' || route.target.kind === 'echo' || route.number === this.opts.deviceExtension) {
+    if (route.target.kind === 'device' || route.target.kind === 'echo' || (route.target.kind !== 'peer' && route.number === this.opts.deviceExtension)) {
       return { status: 486, reason: 'Busy Here (the device cannot call itself)' };
     }
     const extension = this.opts.deviceExtension;
@@ -306,7 +352,7 @@ export class B2bua implements CallHandler {
     const terms = { interval: this.opts.sessionExpires, weRefresh: false, peerSupports: false };
     const call = new Call(this.env, id, media, new DeviceLeg(this.env), { a: caller, b: { user: route.number } }, terms);
     const handle = new DeviceCall(call, 'b');
-    this.active.add(call);
+    this.track(call, route.target.kind);
     media.setLocalAddress('b', specs[0]!.local.address);
     call.local = follow(handle);
     this.opts.logger.info('call', { call: id, from: caller.user, to: route.number, target: route.target.kind });
@@ -333,7 +379,7 @@ export class B2bua implements CallHandler {
       case 'trunk':
         return this.trunkFork(target.trunk, route.number, maxForwards);
       case 'peer':
-        return { status: 404, reason: 'Not Found (peer calls are not supported yet)' };
+        return this.opts.peers?.forks(route, caller, maxForwards, this.timerHeaders()) ?? { status: 404, reason: 'Not Found (discovery is off)' };
       case 'echo':
         return { status: 404, reason: 'Not Found' };
     }
@@ -414,7 +460,15 @@ export class B2bua implements CallHandler {
     return this.forksFor(route, caller, 70);
   }
 
+  /** A routed call: in progress from now on, and told to the observer. */
+  private track(call: Call, target: string): void {
+    call.target = target;
+    this.active.add(call);
+    this.opts.observer?.started(target);
+  }
+
   private forget(call: Call): void {
+    if (this.active.has(call) && call.endSummary) this.opts.observer?.ended(call.endSummary);
     this.active.delete(call);
     for (const [key, entry] of this.legs) if (entry.call === call) this.legs.delete(key);
     for (const [req, c] of this.invites) if (c === call) this.invites.delete(req);

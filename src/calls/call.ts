@@ -14,7 +14,8 @@ import type { ServerLeg } from './server-leg.ts';
 import { answerHeaders, negotiateAsUas, refreshHeaders, SessionTimer, termsFromAnswer, type SessionTimerTerms } from './session-timer.ts';
 import { Transfer } from './transfer.ts';
 import { DeviceLeg } from './device-leg.ts';
-import type { CallMedia, LegName, LocalEnd } from './types.ts';
+import type { CallEndSummary, CallMedia, LegMediaStats, LegName, LocalEnd } from './types.ts';
+import { callEndSummary, callSummaryFields, type CallEndFacts } from './call-summary.ts';
 import type { Destination } from '../sip/transaction/types.ts';
 
 /** Who is on a leg, for the From of requests that the gateway originates towards others. */
@@ -40,6 +41,8 @@ export interface CallEnv extends LegEnv {
   register(call: Call, leg: Leg): void;
   /** The call has ended: forget its legs. */
   ended(call: Call): void;
+  /** The call was answered (it connected). */
+  answered?(call: Call): void;
   /** Forks for a transfer target (a Refer-To user), or the status that refuses it. */
   transferTargets(number: string, caller: Party, slot: LegName): ForkSpec[] | { status: number; reason: string };
 }
@@ -90,6 +93,13 @@ export class Call {
   private ringingTold = false;
   /** The final status of a call that ended before it connected. */
   private finalStatus: number | undefined;
+  /** The dial plan target kind (set by the B2BUA when it routes the call), for the summary. */
+  target = '';
+  /** Wall-clock ms of the answer. */
+  private answeredAt: number | undefined;
+  /** Set when the call ends: what the `call summary` line said, for the observer. */
+  endSummary: CallEndSummary | undefined;
+  private cancelledByCaller = false;
 
   constructor(
     readonly env: CallEnv,
@@ -186,6 +196,8 @@ export class Call {
 
   private connect(sdp: string): void {
     this.state = 'connected';
+    this.answeredAt = this.env.clock.wallNow();
+    this.env.answered?.(this);
     this.caller?.accept(sdp, answerHeaders(this.aTerms), () => this.hangup('SIP;cause=408;text="No ACK"'));
     // The device's own leg has no dialog to refresh.
     if (!(this.a instanceof DeviceLeg)) this.startTimer(this.a, this.aTerms);
@@ -220,6 +232,7 @@ export class Call {
     if (this.state !== 'calling') return;
     this.caller?.cancelled();
     this.forks?.cancelAll();
+    this.cancelledByCaller = true;
     this.end('cancelled by the caller');
   }
 
@@ -504,9 +517,34 @@ export class Call {
     this.rtpCheck?.cancel();
     for (const t of this.timers.values()) t.stop();
     this.timers.clear();
+    this.summarize(cause);
     this.media.close();
     this.env.ended(this);
     this.local?.ended(cause, this.finalStatus);
+  }
+
+  /** Logs the one `call summary` line (parties, durations, codec, loss, jitter) before the media closes. */
+  private summarize(reason: string): void {
+    const media: Partial<Record<LegName, LegMediaStats>> = {};
+    for (const slot of ['a', 'b'] as const) {
+      const stats = this.media.stats?.(slot);
+      if (stats !== undefined) media[slot] = stats;
+    }
+    const facts: CallEndFacts = {
+      id: this.id,
+      from: this.parties.a.user,
+      to: this.parties.b.user,
+      target: this.target,
+      reason,
+      cancelled: this.cancelledByCaller,
+      startedAt: this.startedAt,
+      endedAt: this.env.clock.wallNow(),
+      media,
+      ...(this.finalStatus === undefined ? {} : { status: this.finalStatus }),
+      ...(this.answeredAt === undefined ? {} : { answeredAt: this.answeredAt }),
+    };
+    this.env.logger.info('call summary', callSummaryFields(facts));
+    this.endSummary = callEndSummary(facts);
   }
 
   /** Puts a new leg in place of an old one (transfer), keeping the media slot. */

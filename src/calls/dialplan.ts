@@ -18,7 +18,8 @@ export type DialTarget =
   | { kind: 'device' }
   | { kind: 'trunk'; trunk: string }
   | { kind: 'echo' }
-  | { kind: 'peer' };
+  /** A hookswitch box on the LAN: `peer` names it, else the number picks it (src/calls/peer-route.ts). */
+  | { kind: 'peer'; peer?: string };
 
 /** One configured rule (`dialplan[]` in the config). */
 export interface DialRule {
@@ -30,6 +31,12 @@ export interface DialRule {
   strip?: number;
   /** Characters (digits, `+`, `*`, `#`) put in front after stripping. */
   prepend?: string;
+  /**
+   * With `to: "peer"`: the peer's name (as `hookswitch peers` shows it, or its short form). The
+   * number left after `strip`, when it is all digits, is the extension called there; otherwise
+   * (e.g. `*7` not stripped) the peer's device extension.
+   */
+  peer?: string;
 }
 
 /** The result of routing a number. */
@@ -130,8 +137,12 @@ export class DialPlan {
     this.extensions = new Set(opts.extensions);
     this.emergency = new Set(opts.emergencyNumbers);
     this.rules = rules.map((rule, i) => {
-      const target = parseDialTarget(rule.to, { deviceExtension: opts.deviceExtension, trunks: opts.trunks });
+      let target = parseDialTarget(rule.to, { deviceExtension: opts.deviceExtension, trunks: opts.trunks });
       if ('error' in target) throw new Error(`dialplan[${i}].to ${target.error} (got ${JSON.stringify(rule.to)})`);
+      if (rule.peer !== undefined) {
+        if (target.kind !== 'peer') throw new Error(`dialplan[${i}].peer needs "to": "peer" (got ${JSON.stringify(rule.to)})`);
+        target = { kind: 'peer', peer: rule.peer };
+      }
       const strip = rule.strip ?? 0;
       if (!Number.isInteger(strip) || strip < 0) throw new Error(`dialplan[${i}].strip must be a whole number >= 0 (got ${strip})`);
       const prepend = rule.prepend ?? '';

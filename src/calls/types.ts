@@ -13,6 +13,7 @@ import type { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
 import type { DialPlan } from './dialplan.ts';
 import type { DeviceCall } from './device-call.ts';
 import type { Party } from './call.ts';
+import type { PeerCalls } from './peer-route.ts';
 
 /** The two media slots of a call: `a` faces the caller, `b` the callee. */
 export type LegName = 'a' | 'b';
@@ -32,7 +33,30 @@ export interface CallMedia {
   answerLocally(from: LegName, sdp: string): SdpResult;
   reoffer(to: LegName): string;
   idleMs(leg: LegName): number;
+  /** The media of one slot for `status`; undefined for a slot without media of its own (the device). */
+  stats?(leg: LegName): LegMediaStats | undefined;
   close(): void;
+}
+
+/**
+ * One slot's media as `hookswitch status` shows it. Loss, jitter and round trip are what the
+ * RTCP reports say (RFC 3550 §6.4): absent until the first report arrived.
+ */
+export interface LegMediaStats {
+  /** The codec in use on the slot, e.g. `PCMU/8000`; absent before negotiation. */
+  codec?: string;
+  /** RTP and RTCP datagrams that arrived from the slot's peer. */
+  packetsIn: number;
+  /** Datagrams sent to the slot's peer. */
+  packetsOut: number;
+  /** Percent of the packets lost, as the receiving end reported. */
+  lossPercent?: number;
+  /** Packets lost in all, as the receiving end reported. */
+  lost?: number;
+  /** Interarrival jitter in ms (RFC 3550 A.8). */
+  jitterMs?: number;
+  /** Round-trip time in ms (RFC 3550 §6.4.1 LSR/DLSR). */
+  rttMs?: number;
 }
 
 /** Creates one {@link CallMedia} per call; rejects when no RTP ports are left (the call gets 503). */
@@ -82,8 +106,12 @@ export interface B2buaOptions {
   minSessionExpires: number;
   /** This box's handset or intercom; without it calls to `device` ring the device extension's phones. */
   device?: DevicePort;
+  /** Calls to and from hookswitch peers on the LAN (the `peer` target); without it they get 404. */
+  peers?: PeerCalls;
   /** T1/T2 for 2xx retransmission (RFC 3261 §13.3.1.4); defaults 500/4000 ms. */
   timers?: { T1: number; T2: number };
+  /** Told when calls start, are answered and end (the metrics); optional. */
+  observer?: CallObserver;
 }
 
 /**
@@ -114,4 +142,31 @@ export interface DevicePort {
    * {@link LocalEnd} that follows it, or the status to refuse it with (486 when busy).
    */
   incoming(call: DeviceCall, caller: Party): LocalEnd | { status: number; reason?: string };
+}
+
+/** A call as it ended, for the {@link CallObserver}; see `call-summary.ts`. */
+export interface CallEndSummary {
+  /** The dial plan target kind the call was routed to (`extension`, `trunk`, `device`, `echo`). */
+  target: string;
+  answered: boolean;
+  /** The caller cancelled before an answer (not a failure of the gateway or the callee). */
+  cancelled: boolean;
+  seconds: number;
+  /** Seconds from the answer to the end; 0 when never answered. */
+  talkSeconds: number;
+  /** Each slot's media figures at the end (absent for a slot without media of its own). */
+  media: Partial<Record<LegName, LegMediaStats>>;
+}
+
+/**
+ * Follows the calls of a {@link B2bua} (the composition root passes the metrics). Called
+ * synchronously from the call layer: implementations only count, never call back into it.
+ */
+export interface CallObserver {
+  /** A call was routed to `target` and is being set up. */
+  started(target: string): void;
+  /** The call to `target` was answered. */
+  answered(target: string): void;
+  /** The call ended (answered or not); once per started call. */
+  ended(summary: CallEndSummary): void;
 }

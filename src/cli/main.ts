@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import pkg from '../../package.json' with { type: 'json' };
 import { Gateway } from '../app/gateway.ts';
 import { ConfigError, type Config } from '../config/config.ts';
-import { loadConfigFile } from '../config/load-config.ts';
+import { loadStoredConfig, resolveConfigPath } from '../config/config-file.ts';
 import { SystemClock } from '../runtime/clock.ts';
 import { LineLogger } from '../runtime/logger.ts';
 import { SystemRandom } from '../runtime/random.ts';
@@ -17,6 +17,8 @@ import type { TimerHandle } from '../runtime/clock.ts';
 import { attachSimConsole } from './sim-console.ts';
 import { SimulatorBackend } from '../hardware/backends/simulator.ts';
 import { BoardRegistry } from '../hardware/board-registry.ts';
+import { formatStatus } from './status-format.ts';
+import type { StatusReport } from '../app/status-report.ts';
 
 const USAGE = `hookswitch ${pkg.version}: a SIP gateway for single-board computers
 
@@ -27,12 +29,16 @@ Usage:
       --sim drives the board (config "board", default pi-ag1171-handset) from the terminal.
   hookswitch board list   The board profiles shipped in board/.
   hookswitch call NUMBER  The device calls NUMBER (through the dial plan).
+  hookswitch call NAME    The device calls the LAN peer NAME (kitchen or @kitchen; see peers).
   hookswitch answer       The device answers the ringing call.
   hookswitch hangup       The device hangs up.
   hookswitch dtmf DIGITS  The device sends DTMF (0-9 * # A-D) in the connected call.
   hookswitch status [--json]  The device's state, its call, calls, registrations.
   hookswitch peers [--json]   SIP services and hookswitch boxes seen on the LAN (mDNS).
   hookswitch reload       The daemon re-reads its configuration (as SIGHUP does).
+  hookswitch config get [KEY] [--show-secrets] | set KEY VALUE | unset KEY | check [FILE] | path | schema
+      Read or change the config file (validated, written atomically; set/unset make the
+      daemon reload). See hookswitch config --help.
   hookswitch doctor [--config FILE] [--json] [--socket PATH] [--state-dir DIR]
       Checks SIP ports, network, clock, Wi-Fi power saving, mDNS, sound card, board wiring and
       the daemon: OK, WARN or FAIL each, with the fix. Exit 1 when a check fails.
@@ -88,8 +94,11 @@ async function run(argv: string[]): Promise<void> {
     return;
   }
   let config: Config;
+  // --config, else systemd's ConfigurationDirectory, else /etc/hookswitch, else ~/.config/hookswitch;
+  // no file at all: the embedded defaults (nothing is created).
+  const configPath = resolveConfigPath(process.env, values.config);
   try {
-    config = loadConfigFile(values.config);
+    config = loadStoredConfig(configPath, { mustExist: values.config !== undefined }).config;
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);
@@ -118,7 +127,21 @@ async function run(argv: string[]): Promise<void> {
   let statusTimer: TimerHandle | undefined;
   let ready = false;
   const simulator = values.sim ? new SimulatorBackend({ clock }) : undefined;
-  const gateway = new Gateway(config, { clock, random: new SystemRandom(), logger, ...(simulator ? { simulator } : {}) });
+  const gateway = new Gateway(config, {
+    clock,
+    random: new SystemRandom(),
+    logger,
+    ...(simulator ? { simulator } : {}),
+    // Always: a file `config set` creates later is reloaded too.
+    configPath,
+    loadConfig: (path: string) => loadStoredConfig(path).config,
+    // A reloaded file gets the same command-line settings as the one read at start.
+    overrides: (next) => {
+      if (values.bind !== undefined) next.sip.bind = config.sip.bind;
+      if (values['sip-port'] !== undefined) next.sip.port = config.sip.port;
+      next.stateDir = values['state-dir'] ?? (next.stateDir || defaultStateDir());
+    },
+  });
   // Signals are handled from the first moment: a SIGTERM while starting stops once started.
   let stopping = false;
   let started: Promise<void> | undefined;
@@ -248,6 +271,11 @@ async function control(command: string, argv: string[]): Promise<void> {
     process.stdout.write(formatPeers(reply));
     return;
   }
+  if (command === 'status' && typeof reply.report === 'object' && reply.report !== null) {
+    // NO_COLOR (no-color.org): any non-empty value turns colours off.
+    process.stdout.write(formatStatus(reply.report as StatusReport, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }));
+    return;
+  }
   const { ok: _ok, ...fields } = reply;
   for (const [k, v] of Object.entries(fields)) process.stdout.write(`${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`);
 }
@@ -295,6 +323,12 @@ async function main(argv: string[]): Promise<void> {
     case 'doctor':
       process.exitCode = await doctorCommand(rest);
       return;
+    case 'config': {
+      // Loaded only here: conf's writer hooks every signal when it is imported (see config-file.ts).
+      const { configCommand } = await import('./config-command.ts');
+      process.exitCode = await configCommand(rest);
+      return;
+    }
     case 'audio-test':
       await audioTest(rest);
       return;

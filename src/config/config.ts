@@ -268,7 +268,8 @@ export function resolveConfig(input: Json): Config {
         const key = `extensions.${number}`;
         if (!/^[0-9]{1,15}$/.test(number)) problems.push(`${key}: the extension must be digits only`);
         if (!isObject(value)) {
-          problems.push(`${key} must be an object with a password (got ${show(value)})`);
+          // A bare string here is most likely the password itself: never echo it.
+          problems.push(`${key} must be an object with a password (got ${typeof value === 'string' ? 'a string' : show(value)})`);
           continue;
         }
         for (const k of Object.keys(value)) if (k !== 'password' && k !== 'name') problems.push(`${key}.${k} is not a known setting`);
@@ -295,7 +296,8 @@ export function resolveConfig(input: Json): Config {
   }
 
   if (input.stateDir !== undefined) {
-    if (typeof input.stateDir !== 'string' || input.stateDir === '') problems.push(`stateDir must be a directory path (got ${show(input.stateDir)})`);
+    // "" is the default: $STATE_DIRECTORY under systemd, else ~/.local/state/hookswitch.
+    if (typeof input.stateDir !== 'string') problems.push(`stateDir must be a directory path (got ${show(input.stateDir)})`);
     else cfg.stateDir = input.stateDir;
   }
 

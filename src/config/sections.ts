@@ -210,8 +210,8 @@ function checkDialplan(input: Record<string, Json>, cfg: Config, problems: strin
       problems.push(`${key} must be an object with match and to (got ${show(r)})`);
       return;
     }
-    for (const k of Object.keys(r)) if (!['match', 'to', 'strip', 'prepend'].includes(k)) problems.push(`${key}.${k} is not a known setting`);
-    const { match, to, strip, prepend } = r;
+    for (const k of Object.keys(r)) if (!['match', 'to', 'strip', 'prepend', 'peer'].includes(k)) problems.push(`${key}.${k} is not a known setting`);
+    const { match, to, strip, prepend, peer } = r;
     if (typeof match !== 'string' || match === '') problems.push(`${key}.match must be a digit map or /regex/ (got ${show(match)})`);
     else {
       try {
@@ -231,11 +231,18 @@ function checkDialplan(input: Record<string, Json>, cfg: Config, problems: strin
     if (prepend !== undefined && (typeof prepend !== 'string' || !/^[0-9*#+]*$/.test(prepend))) {
       problems.push(`${key}.prepend must hold only digits, +, * and # (got ${show(prepend)})`);
     }
+    if (peer !== undefined) {
+      if (to !== 'peer') problems.push(`${key}.peer needs "to": "peer" (got ${show(to)})`);
+      else if (typeof peer !== 'string' || peer.trim() === '' || peer.length > 63 || /[\x00-\x1f\x7f]/.test(peer)) {
+        problems.push(`${key}.peer must be a peer's name of 1 to 63 characters (got ${show(peer)})`);
+      }
+    }
     rules.push({
       match: match as string,
       to: to as string,
       ...(strip !== undefined ? { strip: strip as number } : {}),
       ...(prepend !== undefined ? { prepend: prepend as string } : {}),
+      ...(peer !== undefined ? { peer: peer as string } : {}),
     });
   });
   return problems.length > before ? undefined : rules;

@@ -39,8 +39,11 @@ export const MAX_REQUEST_LINE = 4096;
 
 /** DTMF digits a user may send: RFC 4733 events 0-15. */
 export const DTMF_DIGITS = /^[0-9*#A-Da-d]{1,64}$/;
-/** A dialable number: digits, *, #, + (a dial plan may take more; keep the CLI strict). */
-const NUMBER = /^[0-9*#+]{1,32}$/;
+/**
+ * What `call` takes: a dialable number (digits, *, #, +; a dial plan may take more, keep the CLI
+ * strict) or a LAN peer's name, starting with a letter or written `@name` (src/calls/peer-route.ts).
+ */
+const NUMBER = /^(?:[0-9*#+]{1,32}|@[^\x00-\x1f\x7f]{1,63}|\p{L}[\p{L}\p{N} _-]{0,62})$/u;
 
 /** Parses one request line; a string is the reason it is refused. */
 export function parseControlRequest(line: string): ControlRequest | string {
@@ -54,7 +57,7 @@ export function parseControlRequest(line: string): ControlRequest | string {
   const r = value as Record<string, unknown>;
   switch (r.cmd) {
     case 'call':
-      if (typeof r.number !== 'string' || !NUMBER.test(r.number)) return 'call needs a number of digits, *, # or + (up to 32)';
+      if (typeof r.number !== 'string' || !NUMBER.test(r.number)) return 'call needs a number of digits, *, # or + (up to 32), or a peer name (kitchen, @kitchen)';
       return { cmd: 'call', number: r.number };
     case 'dtmf':
       if (typeof r.digits !== 'string' || !DTMF_DIGITS.test(r.digits)) return 'dtmf needs 1 to 64 of 0-9 * # A-D';

@@ -57,6 +57,8 @@ export class DeviceEndpoint implements DevicePort {
   /** A dial command is waiting for the B2BUA to place the call: the device is busy already. */
   private placing = false;
   private device: AudioDevice | undefined;
+  /** Counters of the sound card openings already closed (see {@link audioCounters}). */
+  private readonly audioTotals = { xruns: 0, restarts: 0 };
   private tone: ProgressTone | undefined;
   private toneTimer: TimerHandle | undefined;
   private readonly digitListeners: ((digit: DtmfDigit) => void)[] = [];
@@ -403,11 +405,19 @@ export class DeviceEndpoint implements DevicePort {
     device.start((pcm) => this.onCapture(device, pcm));
   }
 
+  /** Sound card xruns and source restarts since start: closed devices' and the open one's (metrics). */
+  audioCounters(): { xruns: number; restarts: number } {
+    const open = this.device?.stats();
+    return { xruns: this.audioTotals.xruns + (open?.xruns ?? 0), restarts: this.audioTotals.restarts + (open?.restarts ?? 0) };
+  }
+
   private async closeAudio(): Promise<void> {
     const device = this.device;
     this.device = undefined;
     if (device) {
       const s = device.stats();
+      this.audioTotals.xruns += s.xruns;
+      this.audioTotals.restarts += s.restarts;
       await device.stop();
       this.log.info('audio device closed', { backend: this.opts.audio.name, frames: s.captureFrames, xruns: s.xruns, restarts: s.restarts });
     }

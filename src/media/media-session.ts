@@ -26,6 +26,7 @@ import {
   SdpError,
 } from './sdp.ts';
 import type { Codec, Direction, MediaLine, ParsedSdp, SdpOrigin } from './sdp.ts';
+import type { LegMediaStats } from '../calls/types.ts';
 
 export type SdpResult = { ok: true; sdp: string } | { ok: false; status: 488 | 400; reason: string };
 
@@ -63,6 +64,8 @@ export interface MediaSession {
   reoffer(to: LegName): string;
   /** Milliseconds since RTP last arrived on the leg (relay.idleMs). */
   idleMs(leg: LegName): number;
+  /** The leg's codec, packet counts and its phone's RTCP figures, for `status`. */
+  stats?(leg: LegName): LegMediaStats;
   close(): void;
 }
 
@@ -152,6 +155,22 @@ export class RelayedMediaSession implements MediaSession {
 
   setLocalAddress(leg: LegName, address: string): void {
     this.legs[leg].localAddress = address;
+  }
+
+  stats(leg: LegName): LegMediaStats {
+    const own = this.relay.stats(leg);
+    const out: LegMediaStats = { packetsIn: own.received, packetsOut: this.relay.stats(other(leg)).forwarded };
+    const codec = this.codecOf(leg);
+    if (codec !== undefined) out.codec = `${codec.name}/${codec.rate}`;
+    const report = this.relay.report?.(leg);
+    if (report !== undefined) {
+      out.lossPercent = report.fractionLostPercent;
+      out.lost = report.cumulativeLost;
+      // RFC 3550 §6.4.1: jitter is "expressed in timestamp units", the codec's RTP clock.
+      if (codec !== undefined) out.jitterMs = (report.jitterUnits * 1000) / codec.rate;
+      if (report.rttMs !== undefined) out.rttMs = report.rttMs;
+    }
+    return out;
   }
 
   offer(from: LegName, sdp: string): SdpResult {
@@ -408,6 +427,12 @@ export class RelayedMediaSession implements MediaSession {
   private updatePayloadMaps(): void {
     if (this.transcoding !== undefined) this.routing.transcode(this.transcoding, this.legs);
     else this.routing.relay(this.negotiated ?? [], this.legs);
+  }
+
+  /** The audio codec on `leg` as its peer numbered it: its own when transcoding, else the first agreed. */
+  private codecOf(leg: LegName): Codec | undefined {
+    const key = this.transcoding?.keys[leg] ?? this.negotiated?.find((k) => !k.startsWith('telephone-event/'));
+    return key === undefined ? undefined : this.legs[leg].peer.find((c) => codecKey(c) === key);
   }
 
   private stopTranscoding(): void {

@@ -21,6 +21,7 @@ import { RelayLeg } from './relay/relay-leg.ts';
 import { bindUdpPair, closeQuietly, type UdpPair } from './relay/udp-pair.ts';
 import { RTP_FIXED_HEADER_LENGTH, SsrcContinuity } from './rtp-packet.ts';
 import type { PacketTranscoder } from './transcoder.ts';
+import type { LegReport } from './relay/leg-reports.ts';
 
 export type LegName = 'a' | 'b';
 
@@ -77,6 +78,8 @@ export interface MediaRelay {
    */
   idleMs(leg: LegName): number;
   stats(leg: LegName): RelayStats;
+  /** The last RTCP reception report of the leg's phone (loss, jitter, round trip), once it sent one; for `status`. */
+  report?(leg: LegName): LegReport | undefined;
   /** Closes the sockets after a BYE on each leg the gateway sent a stream of its own; logs the counters and call statistics. */
   close(): void;
 }
@@ -176,6 +179,14 @@ class RtpRelay implements MediaRelay {
   stats(name: LegName): RelayStats {
     const leg = this.leg(name);
     return { received: leg.received, forwarded: leg.forwarded, dropped: leg.dropped, consumed: leg.consumed };
+  }
+
+  report(name: LegName): LegReport | undefined {
+    const leg = this.leg(name);
+    const report = leg.reports.snapshot();
+    // A transcoded leg's reports are about the gateway's own stream: its RTCP measured the round trip.
+    const rttMs = leg.ownRtcp?.stats.rttMs ?? report?.rttMs;
+    return report === undefined || rttMs === undefined ? report : { ...report, rttMs };
   }
 
   close(): void {
@@ -329,6 +340,7 @@ class RtpRelay implements MediaRelay {
       return;
     }
     leg.lastPacket = this.ctx.clock.now();
+    leg.reports.onRtcp(msg, leg.lastPacket, leg.other.reports);
     if (!this.echo && leg.ownRtcp !== undefined) {
       // RFC 3550 §7.3: reports about the gateway's own stream are the gateway's to read.
       leg.consumed++;

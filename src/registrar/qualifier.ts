@@ -62,7 +62,7 @@ export function qualifyDestination(b: Binding): Destination | undefined {
  * calls may skip them via {@link status}. Contacts whose bindings are gone are forgotten.
  */
 export class Qualifier {
-  private readonly opts: QualifierOptions;
+  private opts: QualifierOptions;
   private readonly maxInFlight: number;
   private readonly states = new Map<string, 'reachable' | 'unreachable'>();
   private timer: TimerHandle | undefined;
@@ -89,6 +89,19 @@ export class Qualifier {
     this.generation++;
     this.timer?.cancel();
     this.timer = undefined;
+  }
+
+  /**
+   * Changes the interval (config reload). A running qualifier starts its rounds afresh, one
+   * jittered new interval from now; 0 stops it. A stopped one only takes the value for its next
+   * {@link start}. Known reachability is kept.
+   */
+  setIntervalSeconds(seconds: number): void {
+    if (seconds === this.opts.intervalSeconds) return;
+    const wasRunning = this.running;
+    this.stop();
+    this.opts = { ...this.opts, intervalSeconds: seconds };
+    if (wasRunning) this.start();
   }
 
   /** The last qualify result of a contact URI (as stored in the binding). */

@@ -28,11 +28,21 @@ function formatValue(v: string | number | boolean): string {
 
 /** A logger that writes `level=info cat=sip msg="..." key=value` lines (logfmt) to a sink. */
 export class LineLogger implements Logger {
+  /** Shared with every child, so that {@link setLevel} reaches loggers already handed out. */
+  private readonly threshold: { level: LogLevel };
+
   constructor(
     private readonly sink: LogSink,
     private readonly category = 'hookswitch',
-    private readonly minLevel: LogLevel = 'info',
-  ) {}
+    minLevel: LogLevel | { level: LogLevel } = 'info',
+  ) {
+    this.threshold = typeof minLevel === 'string' ? { level: minLevel } : minLevel;
+  }
+
+  /** Changes the lowest level written, for this logger, its parent and every child (config reload). */
+  setLevel(level: LogLevel): void {
+    this.threshold.level = level;
+  }
 
   debug(msg: string, fields?: LogFields): void {
     this.log('debug', msg, fields);
@@ -47,11 +57,11 @@ export class LineLogger implements Logger {
     this.log('error', msg, fields);
   }
   child(category: string): Logger {
-    return new LineLogger(this.sink, `${this.category}.${category}`, this.minLevel);
+    return new LineLogger(this.sink, `${this.category}.${category}`, this.threshold);
   }
 
   private log(level: LogLevel, msg: string, fields?: LogFields): void {
-    if (LEVELS[level] < LEVELS[this.minLevel]) return;
+    if (LEVELS[level] < LEVELS[this.threshold.level]) return;
     let line = `level=${level} cat=${this.category} msg=${JSON.stringify(msg)}`;
     if (fields) {
       for (const [k, v] of Object.entries(fields)) {

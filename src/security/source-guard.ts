@@ -47,7 +47,7 @@ interface Ban {
  * connection; the authenticator's caller reports {@link authFailed} / {@link authSucceeded}.
  */
 export class SourceGuard {
-  private readonly allowed: AddressSet;
+  private allowed: AddressSet;
   private readonly windowMs: number;
   private readonly maxTracked: number;
   /** address → failure times (Clock.now), oldest first; Map order = least recently failing first. */
@@ -55,12 +55,9 @@ export class SourceGuard {
   /** address → ban; Map order = oldest ban first, and every ban has the same length. */
   private readonly bans = new Map<string, Ban>();
 
-  constructor(private readonly opts: SourceGuardOptions) {
+  constructor(private opts: SourceGuardOptions) {
     this.allowed = new AddressSet(opts.allowedSources);
-    if (!Number.isInteger(opts.maxAuthFailures) || opts.maxAuthFailures < 0) {
-      throw new Error(`maxAuthFailures must be a non-negative integer, got ${opts.maxAuthFailures}`);
-    }
-    if (!(opts.banSeconds > 0)) throw new Error(`banSeconds must be positive, got ${opts.banSeconds}`);
+    checkBanSettings(opts);
     const windowSeconds = opts.windowSeconds ?? 300;
     if (!(windowSeconds > 0)) throw new Error(`windowSeconds must be positive, got ${windowSeconds}`);
     this.windowMs = windowSeconds * 1000;
@@ -112,6 +109,17 @@ export class SourceGuard {
     this.failures.delete(keyOf(address));
   }
 
+  /**
+   * Takes new settings (config reload) for the packets and failures that follow. Bans in force
+   * keep their end time and failures already counted stay. Throws, changing nothing, on the
+   * values the constructor refuses.
+   */
+  configure(settings: Pick<SourceGuardOptions, 'allowedSources' | 'maxAuthFailures' | 'banSeconds'>): void {
+    checkBanSettings(settings);
+    this.allowed = new AddressSet(settings.allowedSources);
+    this.opts = { ...this.opts, ...settings };
+  }
+
   /** Current bans, oldest first; `until` is wall-clock milliseconds since the epoch. */
   banned(): { address: string; until: number }[] {
     return [...this.bans].map(([address, ban]) => ({ address, until: ban.wallUntil }));
@@ -149,4 +157,11 @@ export class SourceGuard {
 /** The map key of an address: its canonical text, or the text itself when it is not an IP. */
 function keyOf(address: string): string {
   return normalizeAddress(address) ?? address.toLowerCase();
+}
+
+function checkBanSettings(opts: Pick<SourceGuardOptions, 'maxAuthFailures' | 'banSeconds'>): void {
+  if (!Number.isInteger(opts.maxAuthFailures) || opts.maxAuthFailures < 0) {
+    throw new Error(`maxAuthFailures must be a non-negative integer, got ${opts.maxAuthFailures}`);
+  }
+  if (!(opts.banSeconds > 0)) throw new Error(`banSeconds must be positive, got ${opts.banSeconds}`);
 }

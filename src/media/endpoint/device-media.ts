@@ -7,7 +7,7 @@
 import type { Clock } from '../../runtime/clock.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { LegName, SdpResult } from '../../calls/types.ts';
-import type { CallMedia } from '../../calls/types.ts';
+import type { CallMedia, LegMediaStats } from '../../calls/types.ts';
 import type { AudioStream } from './audio-stream.ts';
 import type { EndpointSdp, EndpointSdpResult, NegotiatedMedia } from './endpoint-sdp.ts';
 import type { RtpSocket } from './rtp-socket.ts';
@@ -80,6 +80,18 @@ export class DeviceMedia implements CallMedia {
   idleMs(leg: LegName): number {
     // The device itself is never idle; the far end is idle since its last RTP packet.
     return leg === this.remoteSlot ? this.clock.now() - this.lastRtp : 0;
+  }
+
+  /** The far end's slot: the device's own stream figures (RFC 3550 receive statistics and RTCP); undefined for the device's slot. */
+  stats(leg: LegName): LegMediaStats | undefined {
+    if (leg !== this.remoteSlot) return undefined;
+    const s = this.stream.summary();
+    const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+    const out: LegMediaStats = { packetsIn: num(s.packetsReceived) ?? 0, packetsOut: num(s.packetsSent) ?? 0 };
+    if (this.stream.codecName !== undefined) out.codec = this.stream.codecName;
+    const figures = { lossPercent: num(s.lossPercent), lost: num(s.lost), jitterMs: num(s.jitterMs), rttMs: num(s.rttMs) };
+    for (const [k, v] of Object.entries(figures)) if (v !== undefined) out[k as keyof typeof figures] = v;
+    return out;
   }
 
   /** Runs `fn` once when the media closes (the call ended). */

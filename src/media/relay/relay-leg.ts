@@ -10,6 +10,7 @@ import type { LegName, RelayPeer } from '../rtp-relay.ts';
 import { SsrcContinuity } from '../rtp-packet.ts';
 import type { PacketTranscoder } from '../transcoder.ts';
 import type { LegRtcp } from './leg-rtcp.ts';
+import { LegReports } from './leg-reports.ts';
 
 /** Why a datagram that arrived on a leg was not sent on. */
 export type DropReason = 'malformed' | 'source' | 'destination' | 'transcoded';
@@ -41,6 +42,8 @@ export class RelayLeg {
   transcodeErrors = 0;
   /** RTCP for the stream the gateway itself sends to this leg (the other leg's transcoder output). */
   ownRtcp: LegRtcp | undefined = undefined;
+  /** What the phone on this leg reports in its RTCP (loss, jitter, round trip), for `status`. */
+  readonly reports = new LegReports();
   /** Continuity of the RTP stream sent to this leg. */
   toThisLeg = new SsrcContinuity();
   lastPacket: number;

@@ -37,6 +37,8 @@ export interface RegistrationStatus {
   lastError?: string;
   /** Wall-clock time (ms since the epoch) at which the current binding expires; only when registered. */
   expiresAt?: number;
+  /** Wall-clock time (ms since the epoch) of the next attempt after a failure; only when failed. */
+  nextRetryAt?: number;
 }
 
 /**
@@ -152,6 +154,8 @@ export class RegistrationClient {
   private state: RegistrationState | 'idle' = 'idle';
   private lastError: string | undefined;
   private expiresAt: number | undefined;
+  /** When the retry after the last failure is due (wall clock), while one is scheduled. */
+  private retryAt: number | undefined;
   /** Lifetime to ask for; raised by a 423's Min-Expires (§10.2.8). */
   private requestExpires: number;
   /** Latest challenges per kind, answered pre-emptively on later requests (RFC 7616 §3.4 nonce reuse). */
@@ -191,6 +195,7 @@ export class RegistrationClient {
     const out: RegistrationStatus = { trunk: this.opts.trunk.name, state };
     if (this.lastError !== undefined) out.lastError = this.lastError;
     if (state === 'registered' && this.expiresAt !== undefined) out.expiresAt = this.expiresAt;
+    if (state === 'failed' && this.retryAt !== undefined) out.nextRetryAt = this.retryAt;
     return out;
   }
 
@@ -499,6 +504,7 @@ export class RegistrationClient {
     const delay = retryAfter ?? this.backoffMs();
     this.setState('failed', { reason, retryIn: Math.round(delay / 1000) });
     this.schedule(delay, 'register-retry', true);
+    this.retryAt = this.opts.clock.wallNow() + delay;
   }
 
   private finishUnregister(error: string | undefined): void {
@@ -531,6 +537,7 @@ export class RegistrationClient {
       ms,
       () => {
         this.timer = undefined;
+        this.retryAt = undefined;
         if (this.state === 'stopped') return;
         if (this.state === 'failed') this.setState('registering');
         this.attempt(fromFirst);

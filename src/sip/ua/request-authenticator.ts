@@ -13,7 +13,11 @@ export interface CredentialStore {
 
 /** The extensions of the config as a credential store. */
 export class ExtensionCredentials implements CredentialStore {
-  constructor(private readonly extensions: Readonly<Record<string, ExtensionConfig>>) {}
+  constructor(private extensions: Readonly<Record<string, ExtensionConfig>>) {}
+  /** Replaces the extensions (config reload): requests from now on are checked against these. */
+  set(extensions: Readonly<Record<string, ExtensionConfig>>): void {
+    this.extensions = extensions;
+  }
   password(username: string): string | undefined {
     return Object.hasOwn(this.extensions, username) ? this.extensions[username]!.password : undefined;
   }
