@@ -14,17 +14,39 @@ function db(v: number): string {
   return Number.isFinite(v) ? `${v.toFixed(1)} dBFS` : 'silence';
 }
 
+/** The help of `hookswitch audio-test`. */
+export const AUDIO_TEST_USAGE = `Usage: hookswitch audio-test [--config FILE] [--backend alsa|file|null] [--capture DEV] [--playback DEV]
+  Plays a 1 kHz tone on the playback device while recording the capture device, then prints
+  the level, clipping and, with a loopback cable from output to input, the round-trip latency.
+  --config FILE     The config file whose audio settings are used (default: embedded defaults)
+  --backend NAME    Overrides audio.backend
+  --capture DEV     Overrides audio.capture (an ALSA device such as plughw:CARD=Device,DEV=0;
+                    for the file backend a WAV path)
+  --playback DEV    Overrides audio.playback
+`;
+
+/** Runs `hookswitch audio-test ARGV`; exits the process with 2 on a usage or config error. */
 export async function audioTest(argv: string[]): Promise<void> {
-  let values: { config?: string; backend?: string; capture?: string; playback?: string };
+  let values: { config?: string; backend?: string; capture?: string; playback?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { config: { type: 'string' }, backend: { type: 'string' }, capture: { type: 'string' }, playback: { type: 'string' } },
+      options: {
+        config: { type: 'string' },
+        backend: { type: 'string' },
+        capture: { type: 'string' },
+        playback: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }));
   } catch (e) {
-    process.stderr.write(`hookswitch: ${(e as Error).message} (see hookswitch --help)\n`);
+    process.stderr.write(`hookswitch: ${(e as Error).message} (see hookswitch audio-test --help)\n`);
     process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(AUDIO_TEST_USAGE);
+    return;
   }
   let audio;
   try {

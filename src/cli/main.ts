@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import pkg from '../../package.json' with { type: 'json' };
-import { Gateway } from '../app/gateway.ts';
+import type { Gateway } from '../app/gateway.ts';
 import { ConfigError, type Config } from '../config/config.ts';
 import { loadStoredConfig, resolveConfigPath } from '../config/config-file.ts';
 import { SystemClock } from '../runtime/clock.ts';
@@ -48,6 +48,7 @@ Usage:
       prints level, clipping and (with a loopback cable) the round-trip latency.
   hookswitch version      Print the version.
   hookswitch --help       Print this help.
+  hookswitch COMMAND --help   The help of one command (also -h).
 
 Options of run:
   --config FILE     JSON configuration file (default: embedded defaults)
@@ -60,6 +61,53 @@ Options of call, answer, hangup, dtmf, status, peers and reload:
                     service, else STATE_DIR/control.sock)
   --state-dir DIR   The daemon's state directory (where its control socket is)
 `;
+
+const SOCKET_OPTIONS = `  --socket PATH     The daemon's control socket (default: /run/hookswitch/control.sock for the
+                    service, else STATE_DIR/control.sock)
+  --state-dir DIR   The daemon's state directory (where its control socket is)
+`;
+
+/** What `hookswitch COMMAND --help` prints for the commands without a help of their own file. */
+const COMMAND_USAGE: Readonly<Record<string, string>> = {
+  call: `Usage: hookswitch call NUMBER|NAME [--socket PATH | --state-dir DIR]
+  The device calls NUMBER through the dial plan, or the LAN peer NAME (kitchen or @kitchen;
+  see hookswitch peers).
+${SOCKET_OPTIONS}`,
+  answer: `Usage: hookswitch answer [--socket PATH | --state-dir DIR]
+  The device answers the ringing call.
+${SOCKET_OPTIONS}`,
+  hangup: `Usage: hookswitch hangup [--socket PATH | --state-dir DIR]
+  The device hangs up.
+${SOCKET_OPTIONS}`,
+  dtmf: `Usage: hookswitch dtmf DIGITS [--socket PATH | --state-dir DIR]
+  The device sends DIGITS (0-9 * # A-D) as DTMF in the connected call.
+${SOCKET_OPTIONS}`,
+  status: `Usage: hookswitch status [--json] [--socket PATH | --state-dir DIR]
+  Listening addresses, trunk registrations, registered phones, active calls with their RTP
+  figures, the device's state and LAN peers.
+  --json            The daemon's report as JSON.
+${SOCKET_OPTIONS}`,
+  peers: `Usage: hookswitch peers [--json] [--socket PATH | --state-dir DIR]
+  SIP services and hookswitch boxes seen on the LAN (mDNS), and how this box is advertised.
+  --json            The list as JSON.
+${SOCKET_OPTIONS}`,
+  reload: `Usage: hookswitch reload [--socket PATH | --state-dir DIR]
+  The daemon re-reads its configuration, as SIGHUP does, and says which changes were applied
+  and which need a restart.
+${SOCKET_OPTIONS}`,
+  board: `Usage: hookswitch board list
+  The board profiles shipped in board/: name, mode, connection, ringer, description.
+`,
+  version: `Usage: hookswitch version
+  Prints the version.
+`,
+};
+
+/** `--help` or `-h` among the arguments (before a `--`). */
+function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
 
 /** Exit codes: 0 success, 1 unexpected failure, 2 bad usage, configuration or bind error. */
 const EXIT_USAGE = 2;
@@ -127,6 +175,8 @@ async function run(argv: string[]): Promise<void> {
   let statusTimer: TimerHandle | undefined;
   let ready = false;
   const simulator = values.sim ? new SimulatorBackend({ clock }) : undefined;
+  // Loaded here, not at the top: the other commands start twice as fast without the gateway's modules.
+  const { Gateway } = await import('../app/gateway.ts');
   const gateway = new Gateway(config, {
     clock,
     random: new SystemRandom(),
@@ -228,6 +278,10 @@ function boardHasDial(board: string): boolean {
 
 /** `hookswitch board list`: the shipped profiles, one line each. */
 function boards(argv: string[]): void {
+  if (wantsHelp(argv)) {
+    process.stdout.write(COMMAND_USAGE.board!);
+    return;
+  }
   if (argv[0] !== 'list' || argv.length !== 1) fail('usage: hookswitch board list');
   for (const b of new BoardRegistry().list()) {
     process.stdout.write(`${b.name.padEnd(20)} ${b.mode.padEnd(9)} ${b.connection.padEnd(7)} ringer ${b.ringer.padEnd(7)} ${b.description}\n`);
@@ -236,6 +290,10 @@ function boards(argv: string[]): void {
 
 /** Sends one command to the running daemon over its control socket and prints the reply. */
 async function control(command: string, argv: string[]): Promise<void> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(COMMAND_USAGE[command] ?? USAGE);
+    return;
+  }
   let parsed: { values: { socket?: string; 'state-dir'?: string; json?: boolean }; positionals: string[] };
   try {
     parsed = parseArgs({
@@ -306,7 +364,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'version':
     case '--version':
-      process.stdout.write(`hookswitch ${pkg.version}\n`);
+      process.stdout.write(wantsHelp(rest) ? COMMAND_USAGE.version! : `hookswitch ${pkg.version}\n`);
       return;
     case 'run':
       await run(rest);
