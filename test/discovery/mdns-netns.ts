@@ -5,25 +5,23 @@
  * /usr/bin/python3 with python3-zeroconf; fails (never skips) without them.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import t from 'tap';
 import type { Peer } from '../../src/discovery/peer-table.ts';
 import type { MdnsNodeSpec } from '../helpers/mdns-node.ts';
+import { createNamespacePair, ip, type NamespacePair } from '../helpers/netns.ts';
 import { sleep, until } from '../helpers/wait.ts';
 
 const WAIT_MS = 10_000;
 const PYTHON = '/usr/bin/python3';
-const id = randomBytes(3).toString('hex');
-const NS_A = `hsw-mdns-${id}-a`;
-const NS_B = `hsw-mdns-${id}-b`;
-const VETH_A = `hsma${id}`;
-const VETH_B = `hsmb${id}`;
-const ADDR_A = '10.213.0.1';
-const ADDR_B = '10.213.0.2';
 const ADDR_A2 = '10.213.0.11';
-
-const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+/** The namespaces, made in the test (a failure to make them fails it). */
+let pair: NamespacePair | undefined;
+let NS_A = '';
+let NS_B = '';
+let VETH_A = '';
+let ADDR_A = '';
+let ADDR_B = '';
 
 /** A child process speaking JSON lines on stdout. */
 class LineProcess {
@@ -129,28 +127,14 @@ const python = (ns: string, ...args: string[]): LineProcess => start(`python ${a
 
 t.teardown(async () => {
   for (const p of processes) await p.kill();
-  for (const ns of [NS_A, NS_B]) {
-    try {
-      ip('netns', 'del', ns);
-    } catch {
-      // not created
-    }
-  }
+  pair?.remove();
 });
 
 t.test('python3-zeroconf and hookswitch find each other in two network namespaces', async (t) => {
   execFileSync(PYTHON, ['-c', 'import zeroconf'], { stdio: 'pipe' });
-  ip('netns', 'add', NS_A);
-  ip('netns', 'add', NS_B);
-  ip('link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B);
-  for (const [ns, dev, addr] of [[NS_A, VETH_A, ADDR_A], [NS_B, VETH_B, ADDR_B]] as const) {
-    ip('link', 'set', dev, 'netns', ns);
-    ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
-    ip('-n', ns, 'link', 'set', dev, 'multicast', 'on', 'up');
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-  }
-  // Namespace B has no default route: mDNS goes out by a multicast route (RFC 6762 §3: 224.0.0.251).
-  ip('-n', NS_B, 'route', 'add', '224.0.0.0/4', 'dev', VETH_B);
+  pair = createNamespacePair('mdns', '10.213.0');
+  ({ ns: NS_A, dev: VETH_A, address: ADDR_A } = pair.a);
+  ({ ns: NS_B, address: ADDR_B } = pair.b);
 
   const report = (label: string, startedAt: number): void => {
     t.comment(`${label}: ${Math.round(performance.now() - startedAt)} ms`);

@@ -9,27 +9,20 @@
  * - beta restarted with another secret refuses the call with 403 and says why in its log.
  * Needs root and iproute2; fails (never skips) without them.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import type { Peer } from '../../src/discovery/peer-table.ts';
 import { REPO_ROOT } from '../helpers/gateway-process.ts';
+import { createNamespacePair } from '../helpers/netns.ts';
 import { logLines } from '../helpers/logfmt.ts';
 import { scratch } from '../helpers/scratch.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 import { until } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
-const id = randomBytes(3).toString('hex');
-const NS_A = `hsw-peer-${id}-a`;
-const NS_B = `hsw-peer-${id}-b`;
-const VETH_A = `hspa${id}`;
-const VETH_B = `hspb${id}`;
-const ADDR_A = '10.214.0.1';
-const ADDR_B = '10.214.0.2';
 const SECRET = 'kitchen-and-garage-2024';
 const ALPHA_TONE = 1000;
 const BETA_TONE = 440;
@@ -39,7 +32,6 @@ const START_MS = 20_000;
 const DISCOVERY_MS = 15_000;
 const CALL_SETUP_MS = 10_000;
 
-const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const { dir: work, defer } = scratch('peer-calls');
 
 interface Box {
@@ -129,33 +121,15 @@ function heard(b: Box): { frequency: number; ratio: number; seconds: number } {
 const count = (b: Box, msg: string): number => logLines(b.log, msg).length;
 
 const boxes: Box[] = [];
-function deleteNamespaces(): void {
-  for (const ns of [NS_A, NS_B]) {
-    try {
-      ip('netns', 'del', ns);
-    } catch {
-      // never created, or deleted already
-    }
-  }
-}
-defer(deleteNamespaces);
+const pair = createNamespacePair('peer', '10.214.0');
+const { ns: NS_A, address: ADDR_A } = pair.a;
+const { ns: NS_B, address: ADDR_B } = pair.b;
+defer(() => pair.remove());
 // Also when a failure at the top level ends the file before tap's teardown runs.
 process.on('exit', () => {
   for (const b of boxes) if (!b.exited) b.child?.kill('SIGKILL');
-  deleteNamespaces();
+  pair.remove();
 });
-
-ip('netns', 'add', NS_A);
-ip('netns', 'add', NS_B);
-ip('link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B);
-for (const [ns, dev, addr] of [[NS_A, VETH_A, ADDR_A], [NS_B, VETH_B, ADDR_B]] as const) {
-  ip('link', 'set', dev, 'netns', ns);
-  ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
-  ip('-n', ns, 'link', 'set', dev, 'multicast', 'on', 'up');
-  ip('-n', ns, 'link', 'set', 'lo', 'up');
-  // No default route in the namespace: mDNS (RFC 6762 §3: 224.0.0.251) goes out by this one.
-  ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', dev);
-}
 
 const alpha = box('alpha', NS_A, ADDR_A, ALPHA_TONE, '200', '201', SECRET);
 const beta = box('beta', NS_B, ADDR_B, BETA_TONE, '100', '101', SECRET);
