@@ -161,7 +161,9 @@ export const DEFAULT_CONFIG: Config = {
     transports: ['udp', 'tcp'],
     connectionIdleSeconds: 300,
     userAgent: 'hookswitch',
-    authAlgorithms: ['SHA-256', 'MD5'],
+    // MD5 first: most SIP phones, SIPp and Debian 12's baresip compute only MD5, and many read only
+    // the first challenge (RFC 8760 §2.4 lets the UAS order them); SHA-256 stays on offer.
+    authAlgorithms: ['MD5', 'SHA-256'],
   },
   extensions: {},
   trunks: [],

@@ -5,12 +5,13 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import pkg from '../../package.json' with { type: 'json' };
-import { REPO_ROOT, freePort, startGateway } from '../helpers/gateway-process.ts';
+import { REPO_ROOT, findExecutable, freePort, startGateway } from '../helpers/gateway-process.ts';
+import { spawnSipp } from '../helpers/sipp.ts';
 
 const CLI = ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts')];
 
@@ -105,6 +106,23 @@ t.test('the bundle runs with no node_modules beside it', async (t) => {
     });
   });
   t.ok(started, 'the bundled gateway starts');
+  // Issue 6 acceptance 1: on the embedded defaults, `status` shows it and SIPp registers with
+  // the password the first start generated.
+  const status = spawnSync(process.execPath, [join(dir, 'hookswitch.mjs'), 'status', '--state-dir', dir], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
+  t.equal(status.status, 0, 'hookswitch status answers', { stderr: status.stderr });
+  t.match(status.stdout, new RegExp(`udp\\s+127\\.0\\.0\\.1:${port}`), 'and shows the UDP socket', { stdout: status.stdout });
+  const generated = JSON.parse(readFileSync(join(dir, 'extensions.json'), 'utf8')) as Record<string, { password: string }>;
+  const sipp = findExecutable('sipp');
+  t.ok(sipp, 'sipp is installed (scripts/ci-deps.sh)');
+  const reg = spawnSipp(
+    sipp!,
+    ['-sf', join(REPO_ROOT, 'test', 'sipp', 'register-auth-uac.xml'), '-m', '1', '-i', '127.0.0.1', '-p', String(await freePort()), '-s', '101', '-au', '101', '-ap', generated['101']!.password, `127.0.0.1:${port}`],
+    15_000,
+    { log: true },
+  );
+  const regResult = await reg.result;
+  t.equal(regResult.exitCode, 0, 'SIPp completes its REGISTER', { output: regResult.output, log });
+  t.match(regResult.log, /register-outcome=200 /, 'with the generated password of 101: 200', { output: regResult.output });
   const code = await new Promise<number | null>((resolve) => {
     child.once('exit', (c) => resolve(c));
     child.kill('SIGTERM');
@@ -138,7 +156,6 @@ t.test('the bundle runs with no node_modules beside it', async (t) => {
 t.test('TLS with the certificate and key named in the config', async (t) => {
   const { execFileSync } = await import('node:child_process');
   const { connect } = await import('node:tls');
-  const { readFileSync } = await import('node:fs');
   const dir = mkdtempSync(join(tmpdir(), 'hookswitch-tls-cfg-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync(
