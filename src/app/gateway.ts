@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { B2bua, type CallMediaFactory, type CallSummary } from '../calls/b2bua.ts';
 import { DialPlan } from '../calls/dialplan.ts';
-import type { Config, TrunkConfig } from '../config/config.ts';
-import type { TrunkChanges } from './config-diff.ts';
-import { ConfigReloader } from './config-reloader.ts';
+import type { Config } from '../config/config.ts';
+import type { ConfigReloader } from './config-reloader.ts';
+import { createReloader } from './reloader-wiring.ts';
 import { relayedMediaFactory } from '../media/media-session.ts';
 import { PortAllocator } from '../media/port-allocator.ts';
 import { RtpRelayFactory } from '../media/rtp-relay.ts';
@@ -25,31 +23,31 @@ import { builtinCodecs } from '../media/codec/builtin.ts';
 import { CodecRegistry } from '../media/codec/registry.ts';
 import { loadSpeexResampler } from '../media/resample/speex-resampler.ts';
 import { LocalAddresses } from './local-address.ts';
-import { ResolvedTrunk, localAddressFor, resolveTrunk } from './trunks.ts';
-import type { Clock, TimerHandle } from '../runtime/clock.ts';
-import { LineLogger, type Logger } from '../runtime/logger.ts';
+import type { ResolvedTrunk } from './trunks.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { Logger } from '../runtime/logger.ts';
 import type { Random } from '../runtime/random.ts';
 import { SourceGuard } from '../security/source-guard.ts';
-import { queryPublicAddress } from '../sip/nat/stun-client.ts';
 import { DigestServer } from '../sip/auth/digest-server.ts';
 import { SipStack } from '../sip/stack.ts';
 import { TransportLayer } from '../sip/transport/transport-layer.ts';
 import { TraceHub } from '../trace/trace-hub.ts';
 import { daemonSocket } from '../cli/control-socket.ts';
-import { instanceName, sipUri } from '../discovery/dns-sd-records.ts';
-import { MdnsDiscovery } from '../discovery/mdns-discovery.ts';
-import { PeerTable } from '../discovery/peer-table.ts';
+import { createDiscovery, type LanDiscovery } from './discovery-wiring.ts';
 import { GatewayMetrics, countingGuard, countingRegistrar, type GatewayMetricSources } from '../ops/gateway-metrics.ts';
-import { MetricsServer } from '../ops/metrics-server.ts';
+import type { MetricsServer } from '../ops/metrics-server.ts';
+import { startMetricsServer } from './metrics-wiring.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { formatEndpoint, type Endpoint } from '../sip/transport/transport.ts';
 import { ExtensionCredentials } from '../sip/ua/request-authenticator.ts';
 import { PeerAuthenticator } from '../calls/peer-authenticator.ts';
 import { PeerRoute } from '../calls/peer-route.ts';
-import { RegistrationClient, type RegistrationStatus } from '../sip/ua/registration-client.ts';
+import type { RegistrationStatus } from '../sip/ua/registration-options.ts';
 import { UasCore } from '../sip/ua/uas-core.ts';
 import { statusReport, type StatusReport } from './status-report.ts';
+import { gatewayStatusInputs } from './status-inputs.ts';
 import { systemInterfaces } from './local-address.ts';
+import { resolveTrunks, TrunkRegistrations, UNREGISTER_WAIT_MS } from './trunk-registrations.ts';
 
 export interface GatewayDeps {
   clock: Clock;
@@ -72,9 +70,8 @@ export interface GatewayDeps {
 export class Gateway {
   private transports?: TransportLayer;
   private stack?: SipStack;
-  private registrations: RegistrationClient[] = [];
-  /** Settles once every trunk registration has been created (host names resolved). */
-  private registrationsStarted: Promise<void> = Promise.resolve();
+  /** The trunk registrations, their STUN address and address watch; made once the stack exists. */
+  private trunkRegistrations?: TrunkRegistrations;
   private stopping = false;
   private readonly log: Logger;
   private bindingFile?: BindingFile;
@@ -82,28 +79,19 @@ export class Gateway {
   private relays?: RtpRelayFactory;
   private calls?: B2bua;
   private trunks: ResolvedTrunk[] = [];
-  private networkTimer?: TimerHandle;
-  /** The public address learned with STUN (`media.stunServer`), when configured and answered. */
-  private stunAddress?: string;
-  /** Why the STUN query failed, for `status`. */
-  private stunError?: string;
   /** When start() began (wall clock), for `status`'s uptime. */
   private startedAt = 0;
   private device?: DeviceEndpoint;
   private control?: ControlServer;
   private phone?: Phone;
-  private discovery?: MdnsDiscovery;
+  /** mDNS discovery and the other hookswitch boxes and SIP services seen on the LAN (`hookswitch peers`). */
+  private lan?: LanDiscovery;
   private store?: BindingStore;
-  /** Other hookswitch boxes and SIP services seen on the LAN (`hookswitch peers`). */
-  private peers?: PeerTable;
   /** Counters and gauges for `GET /metrics`, kept whether or not the endpoint is on. */
   private readonly metrics = new GatewayMetrics(this.metricSources(), pkg.version);
   private metricsServer?: MetricsServer;
   private sourceGuard?: SourceGuard;
-  private savedInstanceId?: string;
   private reloader?: ConfigReloader;
-  /** Trunk un-registrations and registrations a reload started, one after another. */
-  private trunkWork: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: Config,
@@ -130,12 +118,7 @@ export class Gateway {
     const auth = new PeerAuthenticator({ digest, credentials, logger: deps.logger.child('auth'), secret: () => this.config.discovery.secret });
 
     // Trunks first: their addresses are trusted sources and the call layer's targets.
-    this.trunks = await Promise.all(
-      config.trunks.map(async (t) => {
-        const { destination, destinations, sources } = await resolveTrunk(t, this.log, deps.random);
-        return new ResolvedTrunk(t, destination, sources, destinations);
-      }),
-    );
+    this.trunks = await resolveTrunks(config.trunks, this.log, deps.random);
     const guard = new SourceGuard({
       allowedSources: config.security.allowedSources,
       maxAuthFailures: config.security.maxAuthFailures,
@@ -252,6 +235,17 @@ export class Gateway {
       { clock: deps.clock, random: deps.random, logger: deps.logger.child('sip'), transport: transports },
       core,
     );
+    this.trunkRegistrations = new TrunkRegistrations({
+      config,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger,
+      transports,
+      stack,
+      trunks: this.trunks,
+      onAddressChange: () => void this.lan?.discovery.reannounce(),
+      stopping: () => this.stopping,
+    });
     this.calls = new B2bua({
       transactions: stack.transactions,
       clock: deps.clock,
@@ -260,7 +254,7 @@ export class Gateway {
       domain: config.sip.domain,
       userAgent: config.sip.userAgent,
       localEndpoint,
-      publicAddress: () => this.publicAddress(),
+      publicAddress: () => this.trunkRegistrations?.publicAddress(),
       registrar: { lookup: (user) => registrar.lookup(user) },
       reachable: (contact) => qualifier?.status(contact) !== 'unreachable',
       dialplan,
@@ -315,9 +309,18 @@ export class Gateway {
     const socket = daemonSocket(config.stateDir);
     this.control = new ControlServer(socket.path, this.controlCommands(), deps.logger.child('control'), trace, socket.mode);
     await this.startDiscovery(transports, addresses, extensionNames);
-    this.reloader = this.createReloader({ credentials, guard, extensionNames, resamplers });
+    this.reloader = createReloader(config, deps, {
+      credentials,
+      guard,
+      extensionNames,
+      calls: this.calls,
+      mediaFor: (codecs) => this.callMedia(codecs, resamplers),
+      ...(this.qualifier ? { qualifier: this.qualifier } : {}),
+      ...(this.lan ? { discovery: this.lan.discovery } : {}),
+      replaceTrunks: (next, changes) => this.trunkRegistrations!.replace(next, changes),
+    });
     await this.control.start();
-    await this.startMetrics();
+    this.metricsServer = await startMetricsServer(config.metrics, () => this.metrics.render(), deps.logger);
     this.log.info('started', {
       domain: config.sip.domain,
       stateDir: config.stateDir,
@@ -325,75 +328,28 @@ export class Gateway {
       bindingsRestored: restored,
     });
     // Not awaited: resolving a trunk's host name must not hold up the start (or SIGTERM).
-    this.registrationsStarted = this.startRegistrations(transports, stack, addresses).catch((e: unknown) =>
-      this.log.error('could not start trunk registrations', { reason: (e as Error).message }),
-    );
-    void this.learnPublicAddress(transports);
+    this.trunkRegistrations.start(addresses);
   }
 
   /**
-   * Advertises the box on the LAN and browses for peers (mDNS/DNS-SD). Not when SIP listens on
-   * loopback only: nobody on the LAN could reach what would be advertised.
+   * Advertises the box on the LAN and browses for peers (mDNS/DNS-SD); see discovery-wiring.ts
+   * for when it stays off.
    */
   private async startDiscovery(transports: TransportLayer, addresses: LocalAddresses, extensionNames: string[]): Promise<void> {
-    const { config, deps } = this;
-    const log = deps.logger.child('discovery');
-    if (!config.discovery.enabled) return;
-    if (/^(127\.|::1$)/.test(config.sip.bind)) {
-      log.info('discovery off: SIP listens on loopback only', { bind: config.sip.bind });
-      return;
-    }
-    const instanceId = this.instanceId();
-    const port = transports.localEndpoint(transports.has('udp') ? 'udp' : 'tcp').port;
-    const bound = /^\d+\.\d+\.\d+\.\d+$/.test(config.sip.bind) && config.sip.bind !== '0.0.0.0' ? config.sip.bind : undefined;
-    const iface = config.discovery.interface ?? bound;
-    this.peers = new PeerTable({ clock: deps.clock, selfInstanceId: instanceId });
-    this.discovery = new MdnsDiscovery({
-      config: iface === undefined ? config.discovery : { ...config.discovery, interface: iface },
-      hostname: hostname(),
-      ipv6: config.sip.bind.includes(':'),
-      table: this.peers,
-      clock: deps.clock,
-      logger: log,
-      identity: () => ({
-        instanceName: instanceName(config.discovery.name, hostname()),
-        instanceId,
-        version: pkg.version,
-        port,
-        contact: sipUri(config.device.extension, iface ?? addresses.facing('224.0.0.251'), port),
-        extensions: extensionNames,
-        deviceExtension: config.device.extension,
-      }),
-    });
-    await this.discovery.start();
+    this.lan = createDiscovery({ config: this.config, clock: this.deps.clock, logger: this.deps.logger, transports, addresses, extensionNames });
+    await this.lan?.discovery.start();
   }
 
   /** Calls to and from the hookswitch boxes that discovery finds (the dial plan's `peer` target). */
   private peerRoute(localEndpoint: (transport: 'udp', remote: string) => { address: string; port: number }): PeerRoute {
     return new PeerRoute({
-      peers: () => this.peers,
+      peers: () => this.lan?.peers,
       secret: () => this.config.discovery.secret,
-      instanceId: () => (this.peers ? this.instanceId() : undefined),
+      instanceId: () => this.lan?.instanceId,
       localEndpoint,
       random: this.deps.random,
       logger: this.deps.logger.child('calls.peer'),
     });
-  }
-
-  /**
-   * Serves `GET /metrics` when `metrics.enabled`. A port that cannot be had is logged, not
-   * fatal: the phone keeps working without its metrics.
-   */
-  private async startMetrics(): Promise<void> {
-    const { bind, port, enabled } = this.config.metrics;
-    if (!enabled) return;
-    const server = new MetricsServer({ bind, port, render: () => this.metrics.render(), logger: this.deps.logger.child('metrics') });
-    try {
-      await server.start();
-      this.metricsServer = server;
-    } catch (e) {
-      this.log.error('metrics endpoint not started', { reason: (e as Error).message });
-    }
   }
 
   /** Where the metrics read the numbers that already exist elsewhere, at each scrape. */
@@ -408,124 +364,6 @@ export class Gateway {
     };
   }
 
-  /** This box's DNS-SD instance id: a UUID kept in the state directory across restarts. */
-  private instanceId(): string {
-    this.savedInstanceId ??= this.readInstanceId();
-    return this.savedInstanceId;
-  }
-
-  private readInstanceId(): string {
-    const file = join(this.config.stateDir, 'instance-id');
-    try {
-      const id = readFileSync(file, 'utf8').trim();
-      if (/^[0-9a-f-]{36}$/.test(id)) return id;
-    } catch {
-      // First start: made below.
-    }
-    const id = randomUUID();
-    try {
-      writeFileSync(file, `${id}\n`, { mode: 0o600 });
-    } catch (e) {
-      this.log.warn('could not save the instance id', { file, reason: (e as Error).message });
-    }
-    return id;
-  }
-
-  /** One {@link RegistrationClient} per trunk with `register: true`, once the sockets are bound. */
-  private async startRegistrations(transports: TransportLayer, stack: SipStack, addresses: LocalAddresses): Promise<void> {
-    for (const trunk of this.trunks.filter((t) => t.config.register)) {
-      await this.registerTrunk(trunk, transports, stack);
-      if (this.stopping) return;
-    }
-    this.watchNetwork(addresses, transports);
-  }
-
-  /** Creates and starts the {@link RegistrationClient} of one trunk (at start, or on reload). */
-  private async registerTrunk(trunk: ResolvedTrunk, transports: TransportLayer, stack: SipStack): Promise<void> {
-    const { config, deps } = this;
-    if (!transports.has(trunk.transport)) {
-      this.log.error('trunk transport is not enabled, not registering', { trunk: trunk.name, transport: trunk.transport });
-      return;
-    }
-    const destination = trunk.destination();
-    const local = transports.localEndpoint(trunk.transport);
-    const address = await localAddressFor(local.address, destination.address, destination.port);
-    if (this.stopping) return;
-    const client = new RegistrationClient({
-      trunk: trunk.config,
-      local: { address: this.publicAddress() ?? address, port: local.port },
-      destination,
-      destinations: trunk.destinations,
-      sendRaw: (bytes, dest) => transports.send(bytes, dest),
-      transactions: stack.transactions,
-      clock: deps.clock,
-      random: deps.random,
-      logger: deps.logger.child('sip.register'),
-      userAgent: config.sip.userAgent,
-    });
-    this.registrations.push(client);
-    client.start();
-  }
-
-  /** The trunk a registration belongs to (by name: reloads change the list). */
-  private trunkOf(client: RegistrationClient): ResolvedTrunk | undefined {
-    const name = client.status().trunk;
-    return this.trunks.find((t) => t.name === name);
-  }
-
-  /**
-   * Re-registers with the trunks when this box's addresses change (DHCP renewal, Wi-Fi to
-   * Ethernet): the Contact the trunk holds would point nowhere.
-   */
-  private watchNetwork(addresses: LocalAddresses, transports: TransportLayer): void {
-    let seen = addresses.fingerprint();
-    const check = (): void => {
-      this.networkTimer = this.deps.clock.setTimer(NETWORK_CHECK_MS, check);
-      const now = addresses.fingerprint();
-      if (now === seen) return;
-      seen = now;
-      this.log.info('local addresses changed, re-registering', { addresses: now });
-      void this.discovery?.reannounce();
-      void Promise.all(
-        this.registrations.map(async (client) => {
-          const trunk = this.trunkOf(client);
-          if (!trunk) return;
-          const local = transports.localEndpoint(trunk.transport);
-          const address = await localAddressFor(local.address, trunk.destination().address, trunk.destination().port);
-          client.setLocal({ address: this.publicAddress() ?? address, port: local.port });
-        }),
-      );
-    };
-    this.networkTimer = this.deps.clock.setTimer(NETWORK_CHECK_MS, check);
-  }
-
-  /** The address trunk legs are reached on: `media.publicAddress`, else what STUN learned. */
-  private publicAddress(): string | undefined {
-    return this.config.media.publicAddress ?? this.stunAddress;
-  }
-
-  /**
-   * Asks the STUN server (RFC 5389 Binding) for this box's public address, once at start; trunk
-   * registrations then advertise it. Failure is logged and leaves the local addresses in use.
-   */
-  private async learnPublicAddress(transports: TransportLayer): Promise<void> {
-    const server = this.config.media.stunServer;
-    if (!server || this.config.media.publicAddress) return;
-    try {
-      const mapped = await queryPublicAddress({ server, random: this.deps.random, clock: this.deps.clock });
-      this.stunAddress = mapped.address;
-      this.log.info('public address learned with STUN', { server, address: mapped.address });
-      await this.registrationsStarted;
-      this.registrations.forEach((client) => {
-        const trunk = this.trunkOf(client);
-        if (trunk) client.setLocal({ address: mapped.address, port: transports.localEndpoint(trunk.transport).port });
-      });
-    } catch (e) {
-      this.stunError = (e as Error).message;
-      this.log.warn('STUN query failed; using local addresses', { server, reason: (e as Error).message });
-    }
-  }
-
   /** What the CLI can ask of the running gateway (control socket). */
   private controlCommands() {
     const device = (): DeviceEndpoint => this.device!;
@@ -535,7 +373,7 @@ export class Gateway {
       hangup: (): ControlReply => device().hangup(),
       dtmf: (digits: string): ControlReply => device().sendDigits(digits),
       reload: (): Promise<ControlReply> => this.reload(),
-      peers: (): ControlReply => ({ ok: true, discovery: this.discovery?.status() ?? { enabled: false }, peers: this.peers?.list() ?? [] }),
+      peers: (): ControlReply => ({ ok: true, discovery: this.lan?.discovery.status() ?? { enabled: false }, peers: this.lan?.peers.list() ?? [] }),
       status: (): ControlReply => {
         const d = device().status();
         if (!d.ok) return d;
@@ -552,39 +390,23 @@ export class Gateway {
 
   /** `hookswitch status`: what every part of the gateway says now (see status-report.ts); `device` is the endpoint's status reply. */
   private statusReport(device: Record<string, unknown>): StatusReport {
-    const { config } = this;
-    const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-    const stunServer = config.media.publicAddress ? undefined : config.media.stunServer;
-    const discovery = this.discovery?.status();
-    return statusReport(
-      {
-        version: pkg.version,
-        domain: config.sip.domain,
-        startedAt: this.startedAt,
-        listening: this.endpoints(),
-        localAddresses: systemInterfaces().filter((i) => !i.internal).map((i) => i.address),
-        ...(config.media.publicAddress ? { configuredPublicAddress: config.media.publicAddress } : {}),
-        ...(stunServer
-          ? { stun: { server: stunServer, ...(this.stunAddress ? { address: this.stunAddress } : {}), ...(this.stunError ? { error: this.stunError } : {}) } }
-          : {}),
-        trunks: this.trunks.map((t) => t.config),
-        registrations: this.registrationStatus(),
-        bindings: this.store?.snapshot() ?? [],
-        calls: this.callStatus(),
-        device: {
-          extension: config.device.extension,
-          state: text(device.device) ?? 'unknown',
-          ...(text(device.call) !== undefined ? { call: text(device.call)!, remote: text(device.remote) ?? '' } : {}),
-          ...(typeof device.seconds === 'number' ? { seconds: device.seconds } : {}),
-          ...(text(device.others) !== undefined ? { others: text(device.others)! } : {}),
-          ...(text(device.digits) !== undefined ? { digits: text(device.digits)! } : {}),
-        },
-        ...(this.phone ? { phone: { board: this.phone.profile.name, mode: this.phone.profile.mode, state: this.phone.state() } } : {}),
-        ...(this.peers ? { peers: this.peers.list() } : {}),
-        ...(discovery ? { discovery: { name: discovery.name, ...(discovery.error ? { error: discovery.error } : {}) } } : {}),
-      },
-      this.deps.clock.wallNow(),
-    );
+    const discovery = this.lan?.discovery.status();
+    const inputs = gatewayStatusInputs({
+      config: this.config,
+      startedAt: this.startedAt,
+      ...(discovery ? { discovery } : {}),
+      listening: this.endpoints(),
+      localAddresses: systemInterfaces().filter((i) => !i.internal).map((i) => i.address),
+      stun: this.trunkRegistrations?.stunStatus() ?? {},
+      trunks: this.trunks.map((t) => t.config),
+      registrations: this.registrationStatus(),
+      bindings: this.store?.snapshot() ?? [],
+      calls: this.callStatus(),
+      device,
+      ...(this.phone ? { phone: this.phone } : {}),
+      ...(this.lan ? { peers: this.lan.peers.list() } : {}),
+    });
+    return statusReport(inputs, this.deps.clock.wallNow());
   }
 
   /** Re-reads the configuration and applies what can change without dropping calls (SIGHUP, `hookswitch reload`). */
@@ -603,72 +425,6 @@ export class Gateway {
     });
   }
 
-  /** What a reload reaches (see config-reloader.ts for what is applied live). */
-  private createReloader(parts: {
-    credentials: ExtensionCredentials;
-    guard: SourceGuard;
-    extensionNames: string[];
-    resamplers: Awaited<ReturnType<typeof loadSpeexResampler>>;
-  }): ConfigReloader {
-    const { deps } = this;
-    return new ConfigReloader({
-      running: this.config,
-      ...(deps.configPath !== undefined ? { configPath: deps.configPath } : {}),
-      ...(deps.overrides ? { overrides: deps.overrides } : {}),
-      ...(deps.loadConfig ? { load: deps.loadConfig } : {}),
-      logger: this.log,
-      setLogLevel: (level) => {
-        if (deps.logger instanceof LineLogger) deps.logger.setLevel(level);
-      },
-      extensionsFor: (c) =>
-        Object.keys(c.extensions).length > 0 ? c.extensions : defaultExtensions(this.config.stateDir, deps.random, this.log),
-      credentials: parts.credentials,
-      extensionNames: parts.extensionNames,
-      guard: parts.guard,
-      calls: this.calls!,
-      mediaFor: (codecs) => this.callMedia(codecs, parts.resamplers),
-      ...(this.qualifier ? { qualifier: this.qualifier } : {}),
-      ...(this.discovery ? { discovery: this.discovery } : {}),
-      replaceTrunks: (next, changes) => this.replaceTrunks(next, changes),
-    });
-  }
-
-  /**
-   * Reload: resolves the added and changed trunks (before anything changes), swaps them into the
-   * trunk list the call layer and the source guard read, then in the background un-registers the
-   * removed and changed ones (bounded, so the trunk never removes the new binding after making
-   * it) and registers the added and changed ones. Unchanged trunks are not touched.
-   */
-  private async replaceTrunks(next: readonly TrunkConfig[], changes: TrunkChanges): Promise<void> {
-    await this.registrationsStarted;
-    const fresh = new Map<string, ResolvedTrunk>();
-    for (const name of [...changes.added, ...changes.changed]) {
-      const t = next.find((x) => x.name === name)!;
-      const { destination, destinations, sources } = await resolveTrunk(t, this.log, this.deps.random);
-      fresh.set(name, new ResolvedTrunk(t, destination, sources, destinations));
-    }
-    const gone = new Set([...changes.removed, ...changes.changed]);
-    const old = this.registrations.filter((r) => gone.has(r.status().trunk));
-    this.registrations = this.registrations.filter((r) => !gone.has(r.status().trunk));
-    const kept = new Map(this.trunks.map((t) => [t.name, t]));
-    this.trunks.splice(0, this.trunks.length, ...next.map((t) => fresh.get(t.name) ?? kept.get(t.name)!));
-    this.log.info('trunks reloaded', { added: changes.added.join(','), removed: changes.removed.join(','), changed: changes.changed.join(',') });
-    this.trunkWork = this.trunkWork.then(async () => {
-      let timer: TimerHandle | undefined;
-      const deadline = new Promise<void>((resolve) => {
-        timer = this.deps.clock.setTimer(UNREGISTER_WAIT_MS, resolve);
-      });
-      await Promise.race([Promise.all(old.map((r) => r.stop())), deadline]);
-      timer?.cancel();
-      const { transports, stack } = this;
-      if (!transports || !stack) return;
-      for (const trunk of fresh.values()) {
-        if (this.stopping) return;
-        if (trunk.config.register) await this.registerTrunk(trunk, transports, stack);
-      }
-    });
-  }
-
   /** How many phone registrations (live bindings) the registrar holds. */
   registeredExtensions(): number {
     return this.store?.count() ?? 0;
@@ -676,7 +432,7 @@ export class Gateway {
 
   /** Each trunk registration's state, for `status`. */
   registrationStatus(): RegistrationStatus[] {
-    return this.registrations.map((r) => r.status());
+    return this.trunkRegistrations?.status() ?? [];
   }
 
   /** The calls in progress, for `status`. */
@@ -697,24 +453,19 @@ export class Gateway {
    */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.networkTimer?.cancel();
+    this.trunkRegistrations?.halt();
     this.calls?.close();
     await this.phone?.stop();
     await this.device?.close();
     await this.control?.stop();
     await this.metricsServer?.stop();
-    await this.discovery?.stop();
+    await this.lan?.discovery.stop();
     this.qualifier?.stop();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, UNREGISTER_WAIT_MS);
     });
-    const unregister = this.registrationsStarted.then(async () => {
-      const registrations = this.registrations;
-      this.registrations = [];
-      await Promise.all(registrations.map((r) => r.stop()));
-    });
-    await Promise.race([unregister, deadline]);
+    await Promise.race([this.trunkRegistrations?.unregisterAll() ?? Promise.resolve(), deadline]);
     clearTimeout(timer);
     await this.bindingFile?.close().catch((e: unknown) => this.log.error('could not save bindings', { reason: (e as Error).message }));
     this.stack?.transactions.close();
@@ -724,9 +475,3 @@ export class Gateway {
     this.stack = undefined;
   }
 }
-
-/** How often the interface table is compared for address changes. */
-const NETWORK_CHECK_MS = 30_000;
-
-/** How long `stop()` waits for un-registrations before closing the sockets anyway. */
-const UNREGISTER_WAIT_MS = 2_000;

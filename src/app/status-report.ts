@@ -10,7 +10,7 @@ import type { LegMediaStats } from '../calls/types.ts';
 import type { Binding } from '../registrar/binding-store.ts';
 import type { Endpoint } from '../sip/transport/transport.ts';
 import { formatHostPort } from '../sip/transport/transport.ts';
-import type { RegistrationStatus } from '../sip/ua/registration-client.ts';
+import type { RegistrationStatus } from '../sip/ua/registration-options.ts';
 
 /** A configured trunk, as far as `status` shows it (never its password). */
 export interface TrunkInput {

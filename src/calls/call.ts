@@ -9,9 +9,11 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import type { ServerTransaction } from '../sip/transaction/types.ts';
 import { ClientLeg, type OutboundInvite } from './client-leg.ts';
 import { ForkSet } from './fork-set.ts';
-import { Leg, LEG_ALLOW, sdpOf, type LegEnv, type LocalAddress } from './leg.ts';
+import { Leg, sdpOf, type LegEnv, type LocalAddress } from './leg.ts';
+import { LegSessionTimers } from './leg-session-timers.ts';
+import { Reinvites } from './reinvites.ts';
 import type { ServerLeg } from './server-leg.ts';
-import { answerHeaders, negotiateAsUas, refreshHeaders, SessionTimer, termsFromAnswer, type SessionTimerTerms } from './session-timer.ts';
+import { answerHeaders, termsFromAnswer, type SessionTimerTerms } from './session-timer.ts';
 import { Transfer } from './transfer.ts';
 import { DeviceLeg } from './device-leg.ts';
 import type { CallEndSummary, CallMedia, LegMediaStats, LegName, LocalEnd } from './types.ts';
@@ -62,7 +64,6 @@ export function rtpCheckInterval(rtpTimeoutSeconds: number): number {
 }
 
 const RTP_TIMEOUT_REASON = 'SIP;cause=408;text="RTP timeout"';
-const SESSION_EXPIRED_REASON = 'SIP;cause=408;text="Session expired"';
 
 /** Headers passed through when relaying in-dialog requests (RFC 6086 INFO packages, events). */
 const RELAYED_HEADERS = ['Info-Package', 'Event', 'Subscription-State', 'Recv-Info'];
@@ -76,7 +77,9 @@ export class Call {
   private forks: ForkSet | undefined;
   private noAnswer: TimerHandle | undefined;
   private rtpCheck: TimerHandle | undefined;
-  private readonly timers = new Map<Leg, SessionTimer>();
+  /** The RFC 4028 session timer of each leg. */
+  readonly sessionTimers = new LegSessionTimers(this);
+  private readonly reinvites = new Reinvites(this);
   /** A leg put the other on hold (sendonly/inactive): RTP silence is expected. */
   private onHold = false;
   /**
@@ -86,8 +89,6 @@ export class Call {
    */
   private mediaSince = 0;
   private early: { leg: ClientLeg; remote: string; sdp: string } | undefined;
-  /** Offerless re-INVITE in progress: the answer comes in the ACK (RFC 3261 §14.2). */
-  private readonly ackAnswer = new Set<Leg>();
   /** The device, when it is one end of this call (the callee, or the caller on a {@link DeviceLeg}). */
   local: LocalEnd | undefined;
   private ringingTold = false;
@@ -210,7 +211,7 @@ export class Call {
    * The leg across from `leg` that speaks SIP: undefined when the other end is the device (or
    * there is none, the echo), so that offers and INFOs are answered here.
    */
-  private remoteOther(leg: Leg): Leg | undefined {
+  remoteOther(leg: Leg): Leg | undefined {
     const other = this.other(leg);
     return other instanceof DeviceLeg ? undefined : other;
   }
@@ -259,7 +260,7 @@ export class Call {
     switch (req.method) {
       case 'INVITE':
       case 'UPDATE':
-        this.offer(leg, req, tx);
+        this.reinvites.offer(leg, req, tx);
         return;
       case 'REFER':
         if (this.local) {
@@ -286,92 +287,7 @@ export class Call {
   /** An ACK for a 2xx: stops the retransmission; an offerless re-INVITE gets its answer here. */
   ack(leg: Leg, ack: SipRequest): void {
     if (!leg.acked(ack)) return;
-    if (this.ackAnswer.delete(leg)) {
-      leg.busy = false;
-      const sdp = sdpOf(ack);
-      if (sdp !== undefined) {
-        const r = this.media.answer(leg.slot, sdp);
-        if (!r.ok) this.env.logger.warn('SDP answer in ACK refused', { call: this.id, reason: r.reason });
-      }
-    }
-  }
-
-  /**
-   * A re-INVITE or UPDATE (RFC 3311) on a connected leg: a new offer is relayed to the other
-   * leg and its answer back; no SDP is a session refresh (UPDATE) or an offer request
-   * (re-INVITE, §14.2), answered here. §14.2: "A UAS that receives a second INVITE before it
-   * sends the final response to a first INVITE with a lower CSeq ... MUST return a 500"; a
-   * request crossing one of ours (glare) gets 491 (§14.2).
-   */
-  private offer(leg: Leg, req: SipRequest, tx: ServerTransaction): void {
-    const other = this.remoteOther(leg);
-    const negotiated = negotiateAsUas(req, this.timers.get(leg)?.terms.interval ?? this.env.sessionExpires, this.env.minSessionExpires);
-    if (!negotiated.ok) {
-      tx.respond(buildResponse(req, negotiated.status, undefined, { headers: [['Min-SE', String(negotiated.minSE)]] }));
-      return;
-    }
-    const terms = negotiated.terms;
-    if (leg.busy || other?.busy) {
-      tx.respond(buildResponse(req, 491, undefined, { headers: [['Retry-After', '2']] }));
-      return;
-    }
-    const remote = sdpOf(req);
-    const ok = (sdp: string | undefined): SipResponse =>
-      buildResponse(req, 200, undefined, {
-        headers: [['Contact', leg.contact], ['Allow', LEG_ALLOW], ...answerHeaders(terms)],
-        ...(sdp !== undefined ? { body: Buffer.from(sdp, 'latin1'), contentType: 'application/sdp' } : {}),
-      });
-    const respondOk = (sdp: string | undefined) => {
-      this.timers.get(leg)?.reset(terms);
-      if (req.method === 'INVITE') leg.answer(tx, ok(sdp), () => this.hangup('SIP;cause=408;text="No ACK"'));
-      else tx.respond(ok(sdp));
-    };
-    if (remote === undefined) {
-      if (req.method === 'UPDATE') {
-        respondOk(undefined);
-        return;
-      }
-      leg.busy = true;
-      this.ackAnswer.add(leg);
-      respondOk(this.media.reoffer(leg.slot));
-      return;
-    }
-    this.onHold = /^a=(sendonly|inactive)\s*$/m.test(remote);
-    this.mediaSince = this.env.clock.now();
-    if (!other) {
-      // Echo or the device: nobody else to ask.
-      const r = this.media.answerLocally(leg.slot, remote);
-      if (!r.ok) tx.respond(buildResponse(req, r.status, r.reason));
-      else respondOk(r.sdp);
-      return;
-    }
-    const r = this.media.offer(leg.slot, remote);
-    if (!r.ok) {
-      tx.respond(buildResponse(req, r.status, r.reason));
-      return;
-    }
-    leg.busy = true;
-    other.busy = true;
-    const otherTimer = this.timers.get(other);
-    const headers = otherTimer ? refreshHeaders(otherTimer.terms, this.env.minSessionExpires) : [];
-    other.request(req.method, { headers, body: Buffer.from(r.sdp, 'latin1'), contentType: 'application/sdp' }, (status, res) => {
-      leg.busy = false;
-      other.busy = false;
-      if (this.state !== 'connected') return;
-      if (status >= 200 && status < 300 && res) {
-        otherTimer?.reset();
-        const answer = sdpOf(res);
-        const a = answer === undefined ? undefined : this.media.answer(other.slot, answer);
-        if (!a || !a.ok) {
-          tx.respond(buildResponse(req, 488, a && !a.ok ? a.reason : 'No SDP answer'));
-          return;
-        }
-        respondOk(a.sdp);
-        return;
-      }
-      tx.respond(buildResponse(req, status, res?.reason));
-      if (status === 481 || status === 408) this.hangup();
-    });
+    this.reinvites.acked(leg, ack);
   }
 
   /** INFO, NOTIFY, MESSAGE and the like: sent on to the other leg; its final status comes back. */
@@ -404,75 +320,29 @@ export class Call {
 
   /** Starts (or replaces) the session timer of a leg (RFC 4028). */
   startTimer(leg: Leg, terms: SessionTimerTerms): void {
-    this.timers.get(leg)?.stop();
-    this.timers.set(
-      leg,
-      new SessionTimer(this.env.clock, terms, () => this.refresh(leg), () => {
-        this.env.logger.info('session expired without refresh', { call: this.id });
-        this.hangup(SESSION_EXPIRED_REASON);
-      }),
-    );
+    this.sessionTimers.start(leg, terms);
   }
 
+  /** Stops and forgets the session timer of a leg (it left the call). */
   stopTimer(leg: Leg): void {
-    this.timers.get(leg)?.stop();
-    this.timers.delete(leg);
+    this.sessionTimers.stop(leg);
   }
 
   /**
-   * Our refresh of a leg (RFC 4028 §10): UPDATE without SDP when the peer allows it, else a
-   * re-INVITE with the current SDP. A refresh that fails ends the call (§10: "If the session
-   * refresh request transaction times out or generates a 408 or 481 response, then the UAC
-   * sends a BYE").
-   */
-  private refresh(leg: Leg): void {
-    const timer = this.timers.get(leg);
-    if (!timer || this.state !== 'connected' || leg.busy) return;
-    const headers = refreshHeaders(timer.terms, this.env.minSessionExpires);
-    const method = leg.allowsUpdate ? 'UPDATE' : 'INVITE';
-    const done = (status: number, res?: SipResponse) => {
-      leg.busy = false;
-      if (this.state !== 'connected') return;
-      if (status >= 200 && status < 300 && res) {
-        const sdp = method === 'INVITE' ? sdpOf(res) : undefined;
-        if (sdp !== undefined) this.media.answer(leg.slot, sdp);
-        timer.reset(termsFromAnswer(res, timer.terms.interval));
-      } else if (status !== 491) {
-        this.hangup(SESSION_EXPIRED_REASON);
-      }
-    };
-    leg.busy = true;
-    if (method === 'UPDATE') leg.request('UPDATE', { headers }, done);
-    else {
-      const sdp = this.media.reoffer(leg.slot);
-      leg.request('INVITE', { headers, body: Buffer.from(sdp, 'latin1'), contentType: 'application/sdp' }, done);
-    }
-  }
-
-  /**
-   * A new offer from the device on the far end's leg (RFC 3264 §8.4 hold and resume): a
-   * re-INVITE with the device's SDP. A refused re-INVITE leaves the session as it was (RFC 3261
-   * §14.1); `done` says whether the far end accepted. False when an offer is already in progress.
+   * A new offer from the device on the far end's leg (RFC 3264 §8.4 hold and resume): see
+   * {@link Reinvites.reofferLocal}. False when an offer is already in progress.
    */
   reofferLocal(slot: LegName, hold: boolean, done: (accepted: boolean) => void): boolean {
-    const leg = slot === 'a' ? this.a : this.b;
-    if (!leg || this.state !== 'connected' || leg.busy) return false;
-    const timer = this.timers.get(leg);
-    const headers = timer ? refreshHeaders(timer.terms, this.env.minSessionExpires) : [];
-    const sdp = this.media.reoffer(slot);
-    leg.busy = true;
-    leg.request('INVITE', { headers, body: Buffer.from(sdp, 'latin1'), contentType: 'application/sdp' }, (status, res) => {
-      leg.busy = false;
-      const answer = res && status >= 200 && status < 300 ? sdpOf(res) : undefined;
-      const accepted = answer !== undefined && this.state === 'connected' && this.media.answer(slot, answer).ok;
-      if (accepted) {
-        this.onHold = hold;
-        this.mediaSince = this.env.clock.now();
-        if (timer) timer.reset(termsFromAnswer(res!, timer.terms.interval));
-      }
-      done(accepted);
-    });
-    return true;
+    return this.reinvites.reofferLocal(slot, hold, done);
+  }
+
+  /**
+   * The media (re)started now: RTP inactivity counts from here. `hold` says whether a leg now
+   * holds the other (sendonly/inactive); undefined leaves the hold state as it was.
+   */
+  mediaRestarted(hold?: boolean): void {
+    if (hold !== undefined) this.onHold = hold;
+    this.mediaSince = this.env.clock.now();
   }
 
   /** RTP inactivity (every {@link rtpCheckInterval}): a leg silent too long ends the call. */
@@ -515,8 +385,7 @@ export class Call {
     this.state = 'ended';
     this.noAnswer?.cancel();
     this.rtpCheck?.cancel();
-    for (const t of this.timers.values()) t.stop();
-    this.timers.clear();
+    this.sessionTimers.stopAll();
     this.summarize(cause);
     this.media.close();
     this.env.ended(this);

@@ -10,121 +10,24 @@
  * Pure: requests go out through the injected transaction layer, time comes from the injected
  * Clock, cnonces, tags and the Call-ID from the injected Random. No sockets, no real timers.
  */
-import type { TrunkConfig } from '../../config/config.ts';
-import type { Clock, TimerHandle } from '../../runtime/clock.ts';
+import type { TimerHandle } from '../../runtime/clock.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import type { Random } from '../../runtime/random.ts';
-import { challengeIsStale, DigestClient } from '../auth/digest-client.ts';
+import { DigestClient } from '../auth/digest-client.ts';
 import { buildRequest, newCallId, newTag } from '../dialog/request-builder.ts';
-import type { SipRequest, SipResponse } from '../message/message.ts';
+import type { SipResponse } from '../message/message.ts';
 import type { SipUri } from '../message/types.ts';
 import { formatHostPort, parseUri } from '../message/uri.ts';
-import type { ClientTransactionHandlers, Destination } from '../transaction/types.ts';
+import type { Destination } from '../transaction/types.ts';
 import { crlfPinger, KeepAlive, sendOptionsPing } from './keep-alive.ts';
-import { errorText, grantedExpires, refreshDelaySeconds, retryAfterMs, splitHostPort, statusText, uintHeader } from './registration-response.ts';
+import { challengeKindOf, RegisterChallenges, type ChallengeKind } from './register-challenges.ts';
+import { randomUnit, refreshDelayWithJitter, retryDelayMs } from './registration-backoff.ts';
+import type { RegistrationClientOptions, RegistrationState, RegistrationStatus, RegistrationTrunk } from './registration-options.ts';
+import { errorText, grantedExpires, retryAfterMs, splitHostPort, statusText, uintHeader } from './registration-response.ts';
 
 export { grantedExpires, refreshDelaySeconds, splitHostPort } from './registration-response.ts';
 
-/** Where a registration stands, as `status` shows it. */
-export type RegistrationState = 'registering' | 'registered' | 'failed' | 'stopped';
-
-/** A snapshot of one trunk registration. */
-export interface RegistrationStatus {
-  /** The trunk's configured name. */
-  trunk: string;
-  state: RegistrationState;
-  /** The reason of the most recent failure (status line, timeout, transport error), if any. */
-  lastError?: string;
-  /** Wall-clock time (ms since the epoch) at which the current binding expires; only when registered. */
-  expiresAt?: number;
-  /** Wall-clock time (ms since the epoch) of the next attempt after a failure; only when failed. */
-  nextRetryAt?: number;
-}
-
-/**
- * What the client needs from the transaction layer; {@link TransactionLayer} provides both.
- * `sendRequest` starts a non-INVITE client transaction and reports exactly one final outcome
- * (final response, timeout or transport error) through the handlers.
- */
-export interface RegistrationTransactions {
-  newBranch(): string;
-  sendRequest(request: SipRequest, dest: Destination, handlers: ClientTransactionHandlers): unknown;
-}
-
-/**
- * The trunk settings the client uses. The robustness settings are optional here (defaults in
- * brackets) so that tests and older configs need not spell them out.
- */
-export type RegistrationTrunk = Pick<
-  TrunkConfig,
-  'name' | 'host' | 'port' | 'transport' | 'username' | 'authUsername' | 'password' | 'expires' | 'outboundProxy'
-> & {
-  /** Seconds between keep-alives while registered [30]; 0 turns them off. */
-  keepAliveSeconds?: number;
-  /** First retry delay after a failure [30], doubled per failure up to `maxRetrySeconds`. */
-  retrySeconds?: number;
-  /** Longest retry delay [600]. */
-  maxRetrySeconds?: number;
-  /** Host of the Request-URI, From and To [host]; `host` (or the proxy) still receives the requests. */
-  domain?: string;
-};
-
-export interface RegistrationClientOptions {
-  trunk: RegistrationTrunk;
-  /** Our address and port as the trunk should reach us: written into Via and Contact. */
-  local: { address: string; port: number };
-  transactions: RegistrationTransactions;
-  clock: Clock;
-  random: Random;
-  /** Category logger (e.g. `sip.register`); one line per state change, never the password. */
-  logger: Logger;
-  /**
-   * Where requests are sent. Defaults to the outbound proxy if configured, else the trunk's
-   * host and port. The composition root passes a resolved IP address here.
-   */
-  destination?: Destination;
-  /**
-   * Every resolved candidate, most preferred first (`resolveTarget` in transport/resolver.ts).
-   * When a REGISTER times out or cannot be sent, the next one is tried (RFC 3263 §4.3); a new
-   * attempt after a failure starts again at the first. Takes precedence over `destination`.
-   */
-  destinations?: Destination[];
-  /**
-   * Writes raw bytes to a destination (the TransportLayer's `send`): used for CRLFCRLF
-   * keep-alives on TCP/TLS. Without it, TCP/TLS keep-alives are OPTIONS requests too.
-   */
-  sendRaw?: (bytes: Buffer, dest: Destination) => Promise<void>;
-  /**
-   * The open TCP/TLS connection to a destination, if any. With it, a CRLF keep-alive fails when
-   * the connection that carried the registration closed (a restarted registrar forgets
-   * bindings of its old connections, RFC 5626 §4.4), even when a new one would open.
-   */
-  connectionTo?: (dest: Destination) => string | undefined;
-  /** User-Agent header value. */
-  userAgent?: string;
-  /** First retry delay after a failure (default `trunk.retrySeconds`, else 30 s), doubled per failure up to `maxRetryMs`. */
-  initialRetryMs?: number;
-  /** Longest retry delay (default `trunk.maxRetrySeconds`, else 10 min). */
-  maxRetryMs?: number;
-  /** How long one keep-alive may take before it counts as failed (default 5 s). */
-  keepAliveTimeoutMs?: number;
-}
-
-/** Fraction of a retry delay that jitter may remove, so that many gateways do not retry in step. */
-const JITTER = 0.25;
-/** Fraction of a refresh delay that jitter may remove (refreshes only ever come earlier). */
-const REFRESH_JITTER = 0.1;
 /** Default seconds between keep-alives: under common UDP NAT timeouts and the 32 s idle close of our TCP/TLS connections. */
 const DEFAULT_KEEPALIVE_S = 30;
-/** Consecutive `stale=true` challenges answered in one attempt before giving up (a looping server). */
-const MAX_STALE_RETRIES = 2;
-
-type ChallengeKind = 'www' | 'proxy';
-
-const CHALLENGE: Record<ChallengeKind, { status: number; challenge: string; credentials: string }> = {
-  www: { status: 401, challenge: 'WWW-Authenticate', credentials: 'Authorization' },
-  proxy: { status: 407, challenge: 'Proxy-Authenticate', credentials: 'Proxy-Authorization' },
-};
 
 /**
  * Keeps one registration with one trunk. `start()` registers, `stop()` un-registers (best
@@ -135,7 +38,7 @@ const CHALLENGE: Record<ChallengeKind, { status: number; challenge: string; cred
 export class RegistrationClient {
   private readonly opts: RegistrationClientOptions;
   private readonly log: Logger;
-  private readonly digest: DigestClient;
+  private readonly challenges: RegisterChallenges;
   private readonly requestUri: string;
   private readonly domain: string;
   private readonly aor: string;
@@ -158,10 +61,6 @@ export class RegistrationClient {
   private retryAt: number | undefined;
   /** Lifetime to ask for; raised by a 423's Min-Expires (§10.2.8). */
   private requestExpires: number;
-  /** Latest challenges per kind, answered pre-emptively on later requests (RFC 7616 §3.4 nonce reuse). */
-  private readonly challenges: Partial<Record<ChallengeKind, string[]>> = {};
-  /** Challenges answered during the current attempt: one per kind, more only when stale. */
-  private answered: Record<ChallengeKind, number> = { www: 0, proxy: 0 };
   /** Bumped whenever an outstanding transaction's outcome must be ignored. */
   private generation = 0;
   private inFlight = false;
@@ -173,7 +72,6 @@ export class RegistrationClient {
     this.opts = opts;
     const { trunk } = opts;
     this.log = opts.logger;
-    this.digest = new DigestClient({ username: trunk.authUsername ?? trunk.username, password: trunk.password, random: opts.random });
     const defaultPort = trunk.transport === 'tls' ? 5061 : 5060;
     const transportParam = trunk.transport === 'udp' ? '' : `;transport=${trunk.transport}`;
     this.domain = trunk.domain ?? trunk.host;
@@ -181,6 +79,8 @@ export class RegistrationClient {
     const uriPort = trunk.domain !== undefined || trunk.port === defaultPort ? undefined : trunk.port;
     this.requestUri = `sip:${formatHostPort(this.domain, uriPort)}${transportParam}`;
     this.aor = `sip:${trunk.username}@${formatHostPort(this.domain)}`;
+    const digest = new DigestClient({ username: trunk.authUsername ?? trunk.username, password: trunk.password, random: opts.random });
+    this.challenges = new RegisterChallenges(digest, this.requestUri);
     this.local = { ...opts.local };
     this.updateContact();
     this.destinations = opts.destinations?.length ? [...opts.destinations] : [opts.destination ?? defaultDestination(trunk)];
@@ -244,7 +144,7 @@ export class RegistrationClient {
     if (!mayBeBound) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.unregistering = resolve;
-      this.answered = { www: 0, proxy: 0 };
+      this.challenges.newAttempt();
       this.send(0);
     });
   }
@@ -257,7 +157,7 @@ export class RegistrationClient {
   private attempt(fromFirst: boolean): void {
     if (fromFirst) this.destIndex = 0;
     this.triedInAttempt = 1;
-    this.answered = { www: 0, proxy: 0 };
+    this.challenges.newAttempt();
     this.send(this.requestExpires);
   }
 
@@ -290,19 +190,14 @@ export class RegistrationClient {
    * attempt fails.
    */
   private send(expires: number, answering?: { kind: ChallengeKind; status: string }): void {
+    const credentials = this.challenges.credentials(answering?.kind);
+    if (credentials === undefined) {
+      this.fail(`${answering?.status}: no Digest challenge we can answer`);
+      return;
+    }
     const extra: [string, string][] = [['Expires', String(expires)]];
     if (this.opts.userAgent) extra.push(['User-Agent', this.opts.userAgent]);
-    for (const kind of ['proxy', 'www'] as const) {
-      const challenges = this.challenges[kind];
-      if (!challenges) continue;
-      const value = this.digest.authorize({ challenges, method: 'REGISTER', uri: this.requestUri });
-      if (value !== undefined) extra.push([CHALLENGE[kind].credentials, value]);
-      else if (answering?.kind === kind) {
-        delete this.challenges[kind];
-        this.fail(`${answering.status}: no Digest challenge we can answer`);
-        return;
-      }
-    }
+    extra.push(...credentials);
     const gen = ++this.generation;
     this.cseq++;
     const viaTransport = this.destination().transport.toUpperCase();
@@ -373,7 +268,7 @@ export class RegistrationClient {
 
   private onFinal(res: SipResponse, sentExpires: number): void {
     this.inFlight = false;
-    const kind: ChallengeKind | undefined = res.status === 401 ? 'www' : res.status === 407 ? 'proxy' : undefined;
+    const kind = challengeKindOf(res.status);
     if (kind !== undefined) {
       this.onChallenge(res, kind, sentExpires);
       return;
@@ -400,21 +295,12 @@ export class RegistrationClient {
     this.onFailure(statusText(res), retryAfterMs(res));
   }
 
-  /**
-   * §22.2: on 401/407 the UAC "MAY re-originate the request with the proper credentials". After
-   * credentials this attempt already answered were refused, the same credentials would be
-   * refused again: only a `stale=true` challenge (RFC 7616 §3.3: the credentials were right,
-   * the nonce expired) is answered once more.
-   */
+  /** §22.2: answers a 401/407 with credentials, unless this attempt's credentials were already refused. */
   private onChallenge(res: SipResponse, kind: ChallengeKind, sentExpires: number): void {
-    const challenges = res.headers.getAll(CHALLENGE[kind].challenge);
-    const stale = challengeIsStale(challenges);
-    if (this.answered[kind] > 0 && !(stale && this.answered[kind] <= MAX_STALE_RETRIES)) {
+    if (!this.challenges.accept(res, kind)) {
       this.fail(`${statusText(res)}: credentials refused`);
       return;
     }
-    this.challenges[kind] = challenges;
-    this.answered[kind]++;
     this.send(sentExpires, { kind, status: statusText(res) });
   }
 
@@ -433,7 +319,7 @@ export class RegistrationClient {
     this.lastError = undefined;
     this.expiresAt = this.opts.clock.wallNow() + granted * 1000;
     // §10.2.4 refresh before expiry; jitter keeps many gateways from refreshing in step.
-    const delay = refreshDelaySeconds(granted) * (1 - REFRESH_JITTER * this.unit());
+    const delay = refreshDelayWithJitter(granted, randomUnit(this.opts.random));
     const server = this.destination();
     this.setState('registered', { expires: granted, refreshIn: Math.round(delay), server: formatHostPort(server.address, server.port) });
     this.schedule(delay * 1000, 'register-refresh', false);
@@ -517,18 +403,12 @@ export class RegistrationClient {
     done?.();
   }
 
-  /** Exponential backoff: initial × 2^(failures−1), capped, minus up to 25 % jitter. */
+  /** Exponential backoff after `failures` consecutive failures (registration-backoff.ts). */
   private backoffMs(): number {
     const { trunk } = this.opts;
     const initial = this.opts.initialRetryMs ?? (trunk.retrySeconds ?? 30) * 1000;
     const max = this.opts.maxRetryMs ?? (trunk.maxRetrySeconds ?? 600) * 1000;
-    const base = Math.min(max, initial * 2 ** Math.min(this.failures - 1, 30));
-    return Math.round(base * (1 - JITTER * this.unit()));
-  }
-
-  /** A random fraction in [0, 1]. */
-  private unit(): number {
-    return this.opts.random.bytes(2).readUInt16BE(0) / 0xffff;
+    return retryDelayMs(this.failures, initial, max, randomUnit(this.opts.random));
   }
 
   private schedule(ms: number, label: string, fromFirst: boolean): void {

@@ -13,9 +13,8 @@ import {
   refreshDelaySeconds,
   RegistrationClient,
   splitHostPort,
-  type RegistrationClientOptions,
-  type RegistrationTrunk,
 } from '../../../src/sip/ua/registration-client.ts';
+import type { RegistrationClientOptions, RegistrationTrunk } from '../../../src/sip/ua/registration-options.ts';
 
 const PASSWORD = 'trunk-secret-9';
 const TRUNK: RegistrationTrunk = {
