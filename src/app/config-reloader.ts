@@ -13,7 +13,7 @@
 import { DialPlan } from '../calls/dialplan.ts';
 import type { CallMediaFactory } from '../calls/types.ts';
 import { ConfigError, type Config, type ExtensionConfig, type TrunkConfig } from '../config/config.ts';
-import { loadConfigFile } from '../config/load-config.ts';
+import { loadStoredConfig } from '../config/config-file.ts';
 import type { ControlReply } from '../control/control-protocol.ts';
 import type { LogLevel, Logger } from '../runtime/logger.ts';
 import { adoptLiveKeys, diffConfig, diffTrunks, type TrunkChanges } from './config-diff.ts';
@@ -26,7 +26,7 @@ export interface ReloadTargets {
   configPath?: string;
   /** Command-line settings that win over the file (`run --bind/--sip-port/--state-dir`). */
   overrides?: (config: Config) => void;
-  /** Reads and validates the file; throws {@link ConfigError}. Default {@link loadConfigFile}. */
+  /** Reads and validates the file; throws {@link ConfigError}. Default: {@link loadStoredConfig} (a missing file is the defaults). */
   load?: (path: string) => Config;
   logger: Logger;
   setLogLevel(level: LogLevel): void;
@@ -93,7 +93,7 @@ export class ConfigReloader {
     }
     let next: Config;
     try {
-      next = (t.load ?? loadConfigFile)(t.configPath);
+      next = (t.load ?? ((path: string) => loadStoredConfig(path).config))(t.configPath);
       t.overrides?.(next);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;

@@ -27,6 +27,8 @@ export interface Phone {
   readonly hardware: HardwareBackend;
   /** The state machine's state, for `status`. */
   state(): string;
+  /** Whether the door relay is pulsed right now (boards with a relay), for `status`. */
+  relayOn(): boolean;
   stop(): Promise<void>;
 }
 
@@ -99,7 +101,20 @@ export async function startPhone(profile: BoardProfile, w: PhoneWiring): Promise
   const { config, clock } = w;
   const log = w.logger.child('phone');
   const board = hardwareFor(profile, w);
-  const hardware = profile.ringer.mode === 'sound' ? ringThroughSpeaker(board, w.line) : board;
+  const ringing = profile.ringer.mode === 'sound' ? ringThroughSpeaker(board, w.line) : board;
+  // The relay's pulse is timed by the backend; `status` only needs to know until when it is on.
+  let relayUntil = 0;
+  const hardware: HardwareBackend = {
+    name: ringing.name,
+    start: (events) => ringing.start(events),
+    setOutput: (role, state) => ringing.setOutput(role, state),
+    pulse: (role, ms) => {
+      if (role === 'relay') relayUntil = clock.now() + ms;
+      ringing.pulse(role, ms);
+    },
+    stop: () => ringing.stop(),
+    ...(ringing.ring ? { ring: (cadence: readonly number[] | undefined) => ringing.ring!(cadence) } : {}),
+  };
   let onEvent: (e: PhoneInputEvent) => void = () => undefined;
   const decoder = new InputDecoder(clock, (e) => onEvent(e), {}, log.child('input'));
   let state: () => string;
@@ -150,6 +165,7 @@ export async function startPhone(profile: BoardProfile, w: PhoneWiring): Promise
     profile,
     hardware,
     state: () => state(),
+    relayOn: () => clock.now() < relayUntil,
     stop: async () => {
       close();
       await hardware.stop();

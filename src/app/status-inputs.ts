@@ -63,7 +63,7 @@ export function gatewayStatusInputs(p: GatewayParts): StatusInputs {
     bindings: p.bindings,
     calls: p.calls,
     device: deviceInput,
-    ...(p.phone ? { phone: { board: p.phone.profile.name, mode: p.phone.profile.mode, state: p.phone.state() } } : {}),
+    ...(p.phone ? { phone: { board: p.phone.profile.name, mode: p.phone.profile.mode, state: p.phone.state(), relayOn: p.phone.relayOn() } } : {}),
     ...(p.peers ? { peers: p.peers } : {}),
     ...(discovery ? { discovery: { name: discovery.name, ...(discovery.error ? { error: discovery.error } : {}) } } : {}),
   };

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { createAudioBackend } from '../audio/backend-registry.ts';
 import { runAudioTest } from '../audio/audio-test.ts';
 import { ConfigError } from '../config/config.ts';
-import { loadConfigFile } from '../config/load-config.ts';
+import { loadStoredConfig, resolveConfigPath } from '../config/config-file.ts';
 import { SystemClock } from '../runtime/clock.ts';
 import { LineLogger } from '../runtime/logger.ts';
 
@@ -50,7 +50,7 @@ export async function audioTest(argv: string[]): Promise<void> {
   }
   let audio;
   try {
-    const cfg = loadConfigFile(values.config);
+    const cfg = loadStoredConfig(resolveConfigPath(process.env, values.config), { mustExist: values.config !== undefined }).config;
     audio = cfg.audio;
   } catch (e) {
     if (e instanceof ConfigError) {

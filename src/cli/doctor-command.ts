@@ -8,19 +8,19 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, resolveConfig, type Config } from '../config/config.ts';
-import { loadConfigFile } from '../config/load-config.ts';
+import { loadStoredConfig, resolveConfigPath } from '../config/config-file.ts';
 import { doctorChecks, type Check } from '../ops/doctor.ts';
 import { runProbes } from '../ops/doctor-probes.ts';
 
 /** The service's config (systemd `ConfigurationDirectory=hookswitch`), read when no --config is given. */
-const SERVICE_CONFIG = '/etc/hookswitch/config.json';
 /** The service's control socket (systemd `RuntimeDirectory=hookswitch`). */
 const SERVICE_SOCKET = '/run/hookswitch/control.sock';
 
 const USAGE = `Usage: hookswitch doctor [--config FILE] [--json] [--socket PATH] [--state-dir DIR]
   Checks the SIP ports, network, clock, Wi-Fi power saving, mDNS, sound card, board wiring and
   the daemon, each OK, WARN or FAIL with the fix. Exit 0 when no check fails, 1 otherwise.
-  --config FILE     the configuration to check (default: ${SERVICE_CONFIG} if present, else embedded defaults)
+  --config FILE     the configuration to check (default: the one run uses: /etc/hookswitch/config.json,
+                    else ~/.config/hookswitch/config.json, else the embedded defaults)
   --json            print {"ok": ..., "checks": [{name, level, detail, fix?}]}
   --socket PATH     the daemon's control socket (default: STATE_DIR/control.sock, then ${SERVICE_SOCKET})
   --state-dir DIR   the daemon's state directory
@@ -47,11 +47,12 @@ export function formatChecks(checks: readonly Check[]): string {
   return `${out.join('\n')}\n`;
 }
 
+/** The config `run` would use: `--config`, else the service's, else the user's, else the defaults. */
 function loadConfig(path: string | undefined): { config: Config; source: string; problems: string[] } {
-  const file = path ?? (existsSync(SERVICE_CONFIG) ? SERVICE_CONFIG : undefined);
-  const source = file ?? 'embedded defaults';
+  const file = resolveConfigPath(process.env, path);
+  const source = existsSync(file) ? file : 'embedded defaults';
   try {
-    return { config: loadConfigFile(file), source, problems: [] };
+    return { config: loadStoredConfig(file, { mustExist: path !== undefined }).config, source, problems: [] };
   } catch (e) {
     if (e instanceof ConfigError) return { config: resolveConfig({}), source, problems: e.problems };
     throw e;

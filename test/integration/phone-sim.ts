@@ -16,6 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { registeredPhone, type Baresip } from '../helpers/baresip.ts';
+import { controlRequest } from '../../src/control/control-server.ts';
 import { findExecutable, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { sleep, until } from '../helpers/wait.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
@@ -230,6 +231,8 @@ await t.test('intercom: the button calls 102, a wrong code opens nothing, 1234 p
   }
   t.ok(await until(() => relayOn() === 1, 3000), 'the right code switches the relay on', { out: gw.stdout(), log: gw.log().slice(-3000) });
   const onAt = performance.now();
+  const status = JSON.stringify(await controlRequest(join(gw.stateDir, 'control.sock'), { cmd: 'status' }));
+  t.match(status, /"relay":"on"/, 'status shows the relay on');
   t.ok(await until(() => gw.stdout().includes('sim: relay off'), 5000), 'and off again');
   const heldMs = performance.now() - onAt;
   t.ok(heldMs > 2500 && heldMs < 3800, `after about 3 s (${Math.round(heldMs)} ms)`);
