@@ -25,6 +25,7 @@ declare -A wanted=(
   [python3-zeroconf]=-        # the third-party mDNS peer (for /usr/bin/python3)
   [systemd]=systemd-analyze   # verify/security of the unit; systemd-notify
   [util-linux]=unshare        # network and mount namespaces for the mDNS and package tests
+  [shellcheck]=shellcheck     # lints scripts/prepare-sd.sh and packaging/firstboot/*.sh
 )
 
 missing=()
