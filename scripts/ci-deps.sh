@@ -26,6 +26,7 @@ declare -A wanted=(
   [systemd]=systemd-analyze   # verify/security of the unit; systemd-notify
   [util-linux]=unshare        # network and mount namespaces for the mDNS and package tests
   [shellcheck]=shellcheck     # lints scripts/prepare-sd.sh and packaging/firstboot/*.sh
+  [debootstrap]=debootstrap   # a bookworm tree to install the .deb into (test/ops/package-debootstrap.ts)
 )
 
 missing=()

@@ -1,8 +1,9 @@
 /**
- * `hookswitch trace` against the real gateway process: SIPp sends OPTIONS over UDP and TCP and a
- * REGISTER with Digest credentials; the live terminal log shows the request lines, the pcap opens
- * in tshark with every request and response decoded in order, while it grows and after Ctrl-C,
- * and no Digest response value appears in either output.
+ * `hookswitch trace` against the real gateway process: SIPp sends OPTIONS over UDP and TCP, a
+ * REGISTER with Digest credentials and a whole authenticated call to the echo test; the live
+ * terminal log shows the request lines, the pcap opens in tshark with every request and response
+ * decoded in order (the call as one dialog under one Call-ID, counted by tshark's SIP statistics),
+ * while it grows and after Ctrl-C, and no Digest response value appears in either output.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,14 @@ const sipp = findExecutable('sipp')!;
 const SIPP_DIR = join(REPO_ROOT, 'test', 'sipp');
 const CLI = ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts')];
 const PASSWORD = 'trace-101-secret';
+/** The echo test in the default dial plan (src/config). */
+const ECHO = '*43';
+/**
+ * The call as the gateway answers it: the INVITE challenged with 407 at once and ACKed (RFC 3261
+ * §22.3, §17.1.1.3), retried with credentials, 100 Trying (§17.2.1), answered 200 by the echo test
+ * with no ringing and ACKed (§13.2.2.4), then BYE and its 200 (§15.1.1).
+ */
+const CALL = ['udp INVITE', 'udp 407', 'udp ACK', 'udp INVITE', 'udp 100', 'udp 200', 'udp ACK', 'udp BYE', 'udp 200'];
 
 const work = mkdtempSync(join(tmpdir(), 'hookswitch-trace-'));
 const children = new Set<ChildProcess>();
@@ -53,18 +62,38 @@ async function sippRun(scenario: string, args: string[]) {
   return proc.result;
 }
 
-function tsharkSip(pcap: string): string[] {
-  const out = execFileSync('tshark', ['-r', pcap, '-Y', 'sip', '-T', 'fields', '-E', 'separator=,', '-e', 'ip.proto', '-e', 'sip.Method', '-e', 'sip.Status-Code'], {
+/** The SIP messages tshark decodes: `transport method-or-status`, and the Call-ID of each. */
+function tsharkSip(pcap: string): { summary: string[]; callIds: string[] } {
+  const out = execFileSync('tshark', ['-r', pcap, '-Y', 'sip', '-T', 'fields', '-E', 'separator=,', '-e', 'ip.proto', '-e', 'sip.Method', '-e', 'sip.Status-Code', '-e', 'sip.Call-ID'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  return out
+  const rows = out
     .split('\n')
     .filter((l) => l.length > 0)
-    .map((l) => {
-      const [proto, method, status] = l.split(',');
-      return `${proto === '6' ? 'tcp' : 'udp'} ${method || status}`;
-    });
+    .map((l) => l.split(','));
+  return {
+    summary: rows.map(([proto, method, status]) => `${proto === '6' ? 'tcp' : 'udp'} ${method || status}`),
+    callIds: rows.map((r) => r[3] ?? ''),
+  };
+}
+
+/**
+ * tshark's SIP statistics (`-z sip,stat,FILTER`) of the messages matching `filter`: the counts of
+ * requests by method and responses by status code, resends, and the average call setup time it
+ * measured from an INVITE to its 200 (absent when it saw no answered call).
+ */
+function tsharkSipStat(pcap: string, filter: string): { messages: number; resent: number; counts: Record<string, number>; setupMs?: number } {
+  const out = execFileSync('tshark', ['-r', pcap, '-q', '-z', `sip,stat,${filter}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const counts: Record<string, number> = {};
+  for (const m of out.matchAll(/^\s+(?:SIP (\d{3}) .*?|([A-Z]+))\s+:\s+(\d+) Packets$/gm)) counts[m[1] ?? m[2]!] = Number(m[3]);
+  const setup = /Average setup time (\d+) ms/.exec(out);
+  return {
+    messages: Number(/Number of SIP messages: (\d+)/.exec(out)?.[1] ?? NaN),
+    resent: Number(/Number of resent SIP messages: (\d+)/.exec(out)?.[1] ?? NaN),
+    counts,
+    ...(setup ? { setupMs: Number(setup[1]) } : {}),
+  };
 }
 
 t.test('tshark decodes IPv6 and a TLS flow on 5061 as SIP, checksums valid', async (t) => {
@@ -96,7 +125,7 @@ t.test('trace without a daemon fails with one line', async (t) => {
   t.match(tr.stderr(), /hookswitch: hookswitch is not running \(no daemon on .*nobody\.sock\)/);
 });
 
-t.test('live log and pcap of OPTIONS over UDP and TCP and a digest REGISTER', async (t) => {
+t.test('live log and pcap of OPTIONS over UDP and TCP, a digest REGISTER and a call', async (t) => {
   const config = join(work, 'config.json');
   writeFileSync(config, JSON.stringify({ sip: { domain: 'hookswitch.test', authAlgorithms: ['MD5'] }, extensions: { '101': { password: PASSWORD } } }));
   gateway = await startGateway({ args: ['--config', config] });
@@ -110,15 +139,17 @@ t.test('live log and pcap of OPTIONS over UDP and TCP and a digest REGISTER', as
     ['options-uac.xml', ['-t', 'u1', '-m', '1']],
     ['options-uac.xml', ['-t', 't1', '-m', '1']],
     ['register-auth-uac.xml', ['-t', 'u1', '-m', '1', '-s', '101', '-au', '101', '-ap', PASSWORD]],
+    // 101 calls the echo test (the default dial plan's *43), talks half a second, hangs up.
+    ['call-auth-uac.xml', ['-t', 'u1', '-m', '1', '-s', ECHO, '-au', '101', '-ap', PASSWORD, '-key', 'caller', '101', '-auth_uri', `${ECHO}@127.0.0.1:${gateway.port}`, '-mp', String(await freePort())]],
   ];
   for (const [scenario, args] of steps) {
     const run = await sippRun(scenario, args);
     t.equal(run.exitCode, 0, `sipp ${scenario} ${args.join(' ')} succeeded`, { output: run.output });
     if (scenario.startsWith('register')) t.match(run.log, /register-outcome=200/, 'the REGISTER was accepted');
   }
-  const expected = ['udp OPTIONS', 'udp 200', 'tcp OPTIONS', 'tcp 200', 'udp REGISTER', 'udp 401', 'udp REGISTER', 'udp 200'];
+  const expected = ['udp OPTIONS', 'udp 200', 'tcp OPTIONS', 'tcp 200', 'udp REGISTER', 'udp 401', 'udp REGISTER', 'udp 200', ...CALL];
   t.ok(await until(() => (full.stdout().match(/^(recv|send) /gm) ?? []).length >= expected.length, 5_000), 'every message printed');
-  const growing = tsharkSip(pcap);
+  const growing = tsharkSip(pcap).summary;
   t.same(growing, expected, 'tshark reads the pcap while it is still being written');
 
   full.child.kill('SIGINT');
@@ -127,8 +158,22 @@ t.test('live log and pcap of OPTIONS over UDP and TCP and a digest REGISTER', as
   t.equal(await summary.exited, 0);
   t.match(full.stderr(), new RegExp(`trace stopped: ${expected.length} messages, written to .*sip\\.pcap; 0 dropped`));
 
-  const decoded = tsharkSip(pcap);
+  const { summary: decoded, callIds } = tsharkSip(pcap);
   t.same(decoded, expected, 'tshark decodes every request and response, in order');
+  const callId = callIds[expected.length - CALL.length]!;
+  t.match(callId, /\S/, 'the call has a Call-ID');
+  t.same(
+    callIds.map((id, i) => (id === callId ? i : -1)).filter((i) => i >= 0),
+    CALL.map((_, i) => expected.length - CALL.length + i),
+    'the whole call, and nothing else, under that one Call-ID',
+  );
+  const stat = tsharkSipStat(pcap, `sip.Call-ID == "${callId}"`);
+  t.same(
+    { messages: stat.messages, resent: stat.resent, counts: stat.counts },
+    { messages: CALL.length, resent: 0, counts: { INVITE: 2, ACK: 2, BYE: 1, 100: 1, 200: 2, 407: 1 } },
+    'tshark -z sip,stat counts the call\'s requests and responses, none resent',
+  );
+  t.ok(stat.setupMs !== undefined && stat.setupMs >= 0 && stat.setupMs < 5_000, `tshark measured the call's setup time (${stat.setupMs} ms)`);
   const port = gateway.port;
   const text = full.stdout();
   t.match(text, new RegExp(`^   OPTIONS sip:127\\.0\\.0\\.1:${port} SIP/2\\.0\\r?$`, 'm'), 'the OPTIONS request line is shown');
