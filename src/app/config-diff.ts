@@ -27,8 +27,14 @@ const FATES: Readonly<Record<string, ReloadFate>> = {
   'log.level': 'live',
   'media.codecs': 'live',
   'media.rtpTimeoutSeconds': 'live',
+  // Read when a call starts (legSecurity over the running config); calls in progress keep theirs.
+  'media.srtp': 'live',
+  'media.srtpOverPlainSignalling': 'live',
   'discovery.name': 'live',
   'registrar.qualifySeconds': 'live',
+  // The presence core's limits are fixed when it is made; subscriptions outlive a reload.
+  presence: 'restart',
+  messages: 'live',
 };
 
 /** Areas compared setting by setting, because their settings differ in fate. */

@@ -41,6 +41,8 @@ export interface ReloadTargets {
   mediaFor(codecs: readonly string[]): CallMediaFactory;
   qualifier?: { setIntervalSeconds(seconds: number): void; start(): void };
   discovery?: { reannounce(): Promise<void> };
+  /** The presence notifier: subscriptions to removed extensions end (RFC 6665 `noresource`). */
+  presence?: { extensionsChanged(names: readonly string[]): void };
   /**
    * Swaps the trunks: resolves the added and changed ones first (rejecting with nothing changed),
    * then un-registers removed and changed trunks and registers added and changed ones. Unchanged
@@ -129,6 +131,7 @@ export class ConfigReloader {
     if (has('extensions')) {
       t.credentials.set(extensions);
       t.extensionNames.splice(0, t.extensionNames.length, ...Object.keys(extensions));
+      t.presence?.extensionsChanged(t.extensionNames);
     }
     if (has('security')) t.guard.configure(next.security);
     if (Object.keys(calls).length > 0) t.calls.reconfigure(calls);

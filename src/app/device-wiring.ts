@@ -14,6 +14,7 @@ import { builtinCodecs } from '../media/codec/builtin.ts';
 import { AudioStream } from '../media/endpoint/audio-stream.ts';
 import { DeviceMedia } from '../media/endpoint/device-media.ts';
 import { EndpointSdp } from '../media/endpoint/endpoint-sdp.ts';
+import { legSecurity } from '../media/srtp-policy.ts';
 import { RtpSocket } from '../media/endpoint/rtp-socket.ts';
 import type { PortAllocator } from '../media/port-allocator.ts';
 import type { ResamplerFactory } from '../media/resample/types.ts';
@@ -69,7 +70,8 @@ export function createDeviceEndpoint(w: DeviceWiring): DeviceEndpoint {
       let media: DeviceMedia | undefined;
       // Read per call: a reload changes `media.codecs` in place for the calls that follow.
       const sdp = new EndpointSdp(builtinCodecs().ordered(config.media.codecs), random, { address: () => media!.address, port: () => socket.port });
-      media = new DeviceMedia(sdp, socket, stream, clock, log.child('media'));
+      // The far leg's SRTP policy, once the call layer says who it is (setLegPeer), from the running config.
+      media = new DeviceMedia(sdp, socket, stream, clock, log.child('media'), (peer) => legSecurity(config, peer));
       return media;
     },
   });

@@ -2,10 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { B2bua, type CallMediaFactory, type CallSummary } from '../calls/b2bua.ts';
 import { DialPlan } from '../calls/dialplan.ts';
+import { MessageInbox } from '../calls/message-inbox.ts';
+import { MessageRelay } from '../calls/message-relay.ts';
 import type { Config } from '../config/config.ts';
 import type { ConfigReloader } from './config-reloader.ts';
 import { createReloader } from './reloader-wiring.ts';
 import { relayedMediaFactory } from '../media/media-session.ts';
+import { legSecurity } from '../media/srtp-policy.ts';
 import { PortAllocator } from '../media/port-allocator.ts';
 import { RtpRelayFactory } from '../media/rtp-relay.ts';
 import { BindingFile } from '../registrar/binding-file.ts';
@@ -44,6 +47,7 @@ import { PeerAuthenticator } from '../calls/peer-authenticator.ts';
 import { PeerRoute } from '../calls/peer-route.ts';
 import type { RegistrationStatus } from '../sip/ua/registration-options.ts';
 import { UasCore } from '../sip/ua/uas-core.ts';
+import { createPresence, type Presence } from './presence-wiring.ts';
 import { statusReport, type StatusReport } from './status-report.ts';
 import { gatewayStatusInputs } from './status-inputs.ts';
 import { systemInterfaces } from './local-address.ts';
@@ -78,6 +82,11 @@ export class Gateway {
   private qualifier?: Qualifier;
   private relays?: RtpRelayFactory;
   private calls?: B2bua;
+  /** Instant messages (RFC 3428): the relay, and the device's inbox that `status` shows. */
+  private messages?: MessageRelay;
+  /** SUBSCRIBE/NOTIFY for the dialog and presence packages (busy-lamp field). */
+  private presence?: Presence;
+  private readonly inbox: MessageInbox;
   private trunks: ResolvedTrunk[] = [];
   /** When start() began (wall clock), for `status`'s uptime. */
   private startedAt = 0;
@@ -98,6 +107,7 @@ export class Gateway {
     private readonly deps: GatewayDeps,
   ) {
     this.log = deps.logger;
+    this.inbox = new MessageInbox({ logger: deps.logger.child('messages'), keep: () => config.messages.keep });
   }
 
   /** Opens the SIP sockets. Rejects with a one-line, user-facing message (port in use, ...). */
@@ -213,10 +223,13 @@ export class Gateway {
       dial: (number, follow) => this.calls!.dialFromDevice(number, follow),
     });
     let qualifier: Qualifier | undefined;
+    const presence = createPresence({ ...deps, config, extensionNames, lookup: (u) => registrar.lookup(u), transactions: () => stack!.transactions, localEndpoint });
+    this.presence = presence;
     const core = new UasCore({
       logger: deps.logger.child('uas'),
       auth,
-      registrar: countingRegistrar(registrar, this.metrics),
+      registrar: countingRegistrar(presence.registrar(registrar), this.metrics),
+      presence: presence.handler,
       guard: countingGuard(guard, this.metrics),
       trunkFor: (source) => this.trunks.find((t) => t.accepts(source))?.name,
       userAgent: `${config.sip.userAgent}`,
@@ -230,6 +243,7 @@ export class Gateway {
         cancel: (invite) => this.calls?.cancel(invite),
         strayResponse: (res, source) => this.calls?.strayResponse(res, source),
       },
+      messages: { maxBytes: () => this.config.messages.maxBytes, message: (req, tx, from) => this.messages!.receive(req, tx, from) },
     });
     stack = new SipStack(
       { clock: deps.clock, random: deps.random, logger: deps.logger.child('sip'), transport: transports },
@@ -269,6 +283,23 @@ export class Gateway {
       sessionExpires: config.calls.sessionExpires,
       minSessionExpires: config.calls.minSessionExpires,
       observer: this.metrics,
+      presence: presence.dialogs,
+    });
+    this.messages = new MessageRelay({
+      transactions: stack.transactions,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger.child('messages'),
+      userAgent: config.sip.userAgent,
+      domain: config.sip.domain,
+      localEndpoint,
+      registrar: { lookup: (user) => registrar.lookup(user) },
+      reachable: (contact) => qualifier?.status(contact) !== 'unreachable',
+      dialplan,
+      deviceExtension: config.device.extension,
+      trunks: this.trunks,
+      extensions,
+      device: this.inbox,
     });
     this.transports = transports;
     this.stack = stack;
@@ -313,11 +344,17 @@ export class Gateway {
       credentials,
       guard,
       extensionNames,
-      calls: this.calls,
+      calls: {
+        reconfigure: (settings) => {
+          this.calls!.reconfigure(settings);
+          this.messages!.reconfigure(settings);
+        },
+      },
       mediaFor: (codecs) => this.callMedia(codecs, resamplers),
       ...(this.qualifier ? { qualifier: this.qualifier } : {}),
       ...(this.lan ? { discovery: this.lan.discovery } : {}),
       replaceTrunks: (next, changes) => this.trunkRegistrations!.replace(next, changes),
+      presence,
     });
     await this.control.start();
     this.metricsServer = await startMetricsServer(config.metrics, () => this.metrics.render(), deps.logger);
@@ -382,6 +419,7 @@ export class Gateway {
           ...(this.phone ? { board: this.phone.profile.name, phone: this.phone.state() } : {}),
           calls: this.callStatus().map((c) => `${c.from}->${c.to}:${c.state}`).join(' '),
           registrations: this.registrationStatus().map((r) => `${r.trunk}:${r.state}`).join(' '),
+          messages: this.inbox.list(),
           report: this.statusReport(d),
         };
       },
@@ -422,6 +460,8 @@ export class Gateway {
       codecs: new CodecRegistry(builtinCodecs().ordered([...codecs])),
       resamplers,
       logger: this.deps.logger.child('media'),
+      // The running config: a reload's media.srtp, extensions and trunks count for new calls.
+      srtp: (peer) => legSecurity(this.config, peer),
     });
   }
 
@@ -455,6 +495,7 @@ export class Gateway {
     this.stopping = true;
     this.trunkRegistrations?.halt();
     this.calls?.close();
+    this.presence?.close();
     await this.phone?.stop();
     await this.device?.close();
     await this.control?.stop();

@@ -22,7 +22,7 @@ export interface ReloadDeps {
 /** The running parts handed to the reloader as they are. */
 export type ReloadParts = Pick<
   ReloadTargets,
-  'credentials' | 'extensionNames' | 'guard' | 'calls' | 'mediaFor' | 'qualifier' | 'discovery' | 'replaceTrunks'
+  'credentials' | 'extensionNames' | 'guard' | 'calls' | 'mediaFor' | 'qualifier' | 'discovery' | 'replaceTrunks' | 'presence'
 >;
 
 /** The reloader of a gateway running `config` (see config-reloader.ts for what is applied live). */

@@ -18,7 +18,9 @@ import type { Route } from './dialplan.ts';
 import { Call, type CallEnv, type CallState, type ForkSpec, type Party } from './call.ts';
 import { ClientLeg } from './client-leg.ts';
 import { DeviceCall } from './device-call.ts';
+import { DialogEventReporter } from './dialog-events.ts';
 import { DeviceLeg } from './device-leg.ts';
+import { forksPeer } from './leg-peer.ts';
 import { sdpOf, type Leg } from './leg.ts';
 import { ServerLeg } from './server-leg.ts';
 import { negotiateAsUas } from './session-timer.ts';
@@ -87,8 +89,11 @@ export class B2bua implements CallHandler {
   private readonly invites = new Map<SipRequest, Call>();
   private readonly cancelledEarly = new WeakSet<SipRequest>();
   private readonly active = new Set<Call>();
+  /** Dialog states of the local users in calls, for the presence core (RFC 4235). */
+  private readonly dialogs: DialogEventReporter | undefined;
 
   constructor(private opts: B2buaOptions) {
+    this.dialogs = opts.presence && new DialogEventReporter(opts.presence, opts.domain, () => this.opts.deviceExtension);
     const timers = opts.timers ?? { T1: 500, T2: 4000 };
     this.env = {
       transactions: opts.transactions,
@@ -106,8 +111,15 @@ export class B2bua implements CallHandler {
         const key = legKey(leg);
         if (key !== undefined) this.legs.set(key, { call, leg });
       },
-      ended: (call) => this.forget(call),
-      answered: (call) => this.opts.observer?.answered(call.target),
+      ended: (call, cause) => {
+        this.dialogs?.ended(call, cause ?? 'ended');
+        this.forget(call);
+      },
+      answered: (call) => {
+        this.opts.observer?.answered(call.target);
+        this.dialogs?.answered(call);
+      },
+      provisional: (call, res) => this.dialogs?.provisional(call, res),
       transferTargets: (number, caller, slot) => this.transferTargets(number, caller, slot),
     };
   }
@@ -289,9 +301,11 @@ export class B2bua implements CallHandler {
     const id = newTag(this.opts.random).slice(0, 10);
     const call = new Call(this.env, id, media, a, { a: caller, b: { user: route.number } }, timer.terms);
     this.track(call, route.target.kind);
+    this.dialogs?.routed(call, trunk === undefined && !fromPeer ? caller.user : undefined, route);
     this.invites.set(req, call);
     this.env.register(call, a);
     media.setLocalAddress('a', local.address);
+    media.setLegPeer?.('a', { transports: [source.transport], ...(trunk !== undefined ? { trunk } : fromPeer ? {} : { extension: caller.user }) });
     this.opts.logger.info('call', { call: id, from: caller.user, to: route.number, target: route.target.kind });
     if (route.target.kind === 'echo') {
       const r = media.answerLocally('a', offer);
@@ -313,9 +327,11 @@ export class B2bua implements CallHandler {
       }
       call.local = local;
       if (call.state === 'calling') a.provisional(180);
+      if (call.state === 'calling') this.dialogs?.ringing(call);
       return;
     }
     media.setLocalAddress('b', specs[0]!.local.address);
+    media.setLegPeer?.('b', forksPeer(specs));
     const r = media.offer('a', offer);
     if (!r.ok) {
       call.reject(r.status, r.reason);
@@ -353,7 +369,9 @@ export class B2bua implements CallHandler {
     const call = new Call(this.env, id, media, new DeviceLeg(this.env), { a: caller, b: { user: route.number } }, terms);
     const handle = new DeviceCall(call, 'b');
     this.track(call, route.target.kind);
+    this.dialogs?.routed(call, extension, route);
     media.setLocalAddress('b', specs[0]!.local.address);
+    media.setLegPeer?.('b', forksPeer(specs));
     call.local = follow(handle);
     this.opts.logger.info('call', { call: id, from: caller.user, to: route.number, target: route.target.kind });
     call.dial(specs, media.reoffer('b'));
@@ -402,6 +420,7 @@ export class B2bua implements CallHandler {
       specs.push({
         flow,
         local: this.localFor(flow, false),
+        party: { extension },
         invite: {
           requestUri: binding.contact,
           from: `${caller.display ? `${quoted(caller.display)} ` : ''}<sip:${uriUser(caller.user)}@${this.opts.domain}>`,
@@ -441,6 +460,7 @@ export class B2bua implements CallHandler {
       {
         flow,
         local: this.localFor(flow, true),
+        party: { trunk: trunk.name },
         invite: {
           requestUri: `sip:${uriUser(number)}@${trunk.domain}${transport}`,
           from: `<sip:${uriUser(trunk.username)}@${trunk.domain}>`,

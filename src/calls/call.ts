@@ -31,6 +31,8 @@ export interface ForkSpec {
   flow: Destination;
   local: LocalAddress;
   invite: Omit<OutboundInvite, 'sdp'>;
+  /** The extension or trunk the INVITE reaches (its SRTP policy). */
+  party?: { extension?: string; trunk?: string };
 }
 
 /** What a call needs from the B2BUA. */
@@ -41,8 +43,10 @@ export interface CallEnv extends LegEnv {
   noAnswerSeconds: number;
   /** Makes the leg's dialog findable for in-dialog requests, ACKs and stray 2xx. */
   register(call: Call, leg: Leg): void;
-  /** The call has ended: forget its legs. */
-  ended(call: Call): void;
+  /** The call has ended (`cause` as the `call ended` line says it): forget its legs. */
+  ended(call: Call, cause?: string): void;
+  /** A provisional response from a fork, before the caller hears of it (dialog-events.ts). */
+  provisional?(call: Call, res: SipResponse): void;
   /** The call was answered (it connected). */
   answered?(call: Call): void;
   /** Forks for a transfer target (a Refer-To user), or the status that refuses it. */
@@ -155,6 +159,7 @@ export class Call {
 
   private provisional(leg: ClientLeg, res: SipResponse): void {
     if (this.state !== 'calling') return;
+    this.env.provisional?.(this, res);
     const remote = sdpOf(res);
     let sdp: string | undefined;
     if (remote !== undefined && this.early === undefined) {
@@ -388,7 +393,7 @@ export class Call {
     this.sessionTimers.stopAll();
     this.summarize(cause);
     this.media.close();
-    this.env.ended(this);
+    this.env.ended(this, cause);
     this.local?.ended(cause, this.finalStatus);
   }
 

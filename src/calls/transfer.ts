@@ -13,6 +13,7 @@ import type { Call } from './call.ts';
 import { ClientLeg } from './client-leg.ts';
 import { ForkSet } from './fork-set.ts';
 import { sdpOf, type Leg } from './leg.ts';
+import { forksPeer } from './leg-peer.ts';
 import { termsFromAnswer } from './session-timer.ts';
 
 /** How long the implicit refer subscription lasts (RFC 3515 §2.4.4), seconds. */
@@ -76,6 +77,7 @@ export class Transfer {
     call.transfer = transfer;
     const first = targets[0]!;
     call.media.setLocalAddress(leg.slot, first.local.address);
+    call.media.setLegPeer?.(leg.slot, forksPeer(targets));
     const sdp = call.media.reoffer(leg.slot);
     for (const spec of targets) {
       const fork = new ClientLeg(call.env, leg.slot, spec.flow, spec.local, { ...spec.invite, sdp }, transfer.forks);

@@ -14,6 +14,7 @@ import type { DialPlan } from './dialplan.ts';
 import type { DeviceCall } from './device-call.ts';
 import type { Party } from './call.ts';
 import type { PeerCalls } from './peer-route.ts';
+import type { DialogStateSink } from './dialog-events.ts';
 
 /** The two media slots of a call: `a` faces the caller, `b` the callee. */
 export type LegName = 'a' | 'b';
@@ -32,6 +33,8 @@ export interface CallMedia {
   answer(from: LegName, sdp: string): SdpResult;
   answerLocally(from: LegName, sdp: string): SdpResult;
   reoffer(to: LegName): string;
+  /** Who is on the slot and over which transports (its SRTP policy); set before the slot's first SDP. */
+  setLegPeer?(leg: LegName, peer: LegPeerInfo): void;
   idleMs(leg: LegName): number;
   /** The media of one slot for `status`; undefined for a slot without media of its own (the device). */
   stats?(leg: LegName): LegMediaStats | undefined;
@@ -57,6 +60,14 @@ export interface LegMediaStats {
   jitterMs?: number;
   /** Round-trip time in ms (RFC 3550 §6.4.1 LSR/DLSR). */
   rttMs?: number;
+}
+
+/** A slot's party and signalling transports, for the media's SRTP policy (`src/media/srtp-policy.ts`). */
+export interface LegPeerInfo {
+  /** The caller's transport, or every fork's towards the callee. */
+  transports: readonly ('udp' | 'tcp' | 'tls')[];
+  extension?: string;
+  trunk?: string;
 }
 
 /** Creates one {@link CallMedia} per call; rejects when no RTP ports are left (the call gets 503). */
@@ -112,6 +123,8 @@ export interface B2buaOptions {
   timers?: { T1: number; T2: number };
   /** Told when calls start, are answered and end (the metrics); optional. */
   observer?: CallObserver;
+  /** Told each local user's dialog states (RFC 4235, the presence core); optional. */
+  presence?: DialogStateSink;
 }
 
 /**

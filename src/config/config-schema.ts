@@ -17,6 +17,8 @@ import { DEFAULT_INTERCOM_CONFIG, MAX_INTERCOM_TARGETS } from '../phone/intercom
 import { DEFAULT_DOOR_CODE_CONFIG } from '../phone/door-code.ts';
 import { CODEC_NAMES } from './audio-sections.ts';
 import { DEFAULT_CONFIG } from './config.ts';
+import { SRTP_POLICIES } from '../media/srtp-policy.ts';
+import { PRESENCE_BOUNDS } from './presence-section.ts';
 
 /** The subset of JSON Schema 2020-12 this file uses. */
 export interface JsonSchema {
@@ -99,6 +101,7 @@ const trunk = object(
     retrySeconds: int(1, 3600, { default: 30 }),
     maxRetrySeconds: int(1, 86_400, { default: 600 }),
     domain: hostName(),
+    srtp: oneOfStrings(SRTP_POLICIES),
   },
   { required: ['name', 'host', 'username', 'password'] },
 );
@@ -142,7 +145,7 @@ export const CONFIG_SCHEMA: JsonSchema = object({
   extensions: {
     type: 'object',
     propertyNames: digits(),
-    additionalProperties: object({ password: string({ minLength: 8, writeOnly: true }), name: string() }, { required: ['password'] }),
+    additionalProperties: object({ password: string({ minLength: 8, writeOnly: true }), name: string(), srtp: oneOfStrings(SRTP_POLICIES) }, { required: ['password'] }),
     default: d.extensions,
   },
   trunks: listOf(trunk, { default: d.trunks }),
@@ -230,6 +233,15 @@ export const CONFIG_SCHEMA: JsonSchema = object({
     port: port({ default: d.metrics.port }),
     bind: { ...ip, default: d.metrics.bind },
   }),
+  messages: object({
+    maxBytes: int(1, 60_000, { default: d.messages.maxBytes }),
+    keep: int(0, 1000, { default: d.messages.keep }),
+  }),
+  presence: object(
+    Object.fromEntries(
+      Object.entries(PRESENCE_BOUNDS).map(([k, [min, max]]) => [k, int(min, max, { default: d.presence[k as keyof typeof PRESENCE_BOUNDS] })]),
+    ),
+  ),
   emergencyNumbers: listOf(digits(), { default: d.emergencyNumbers }),
   media: object({
     rtpPorts: {
@@ -245,6 +257,8 @@ export const CONFIG_SCHEMA: JsonSchema = object({
     stunServer: string({ pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$', description: 'host or host:port' }),
     rtpTimeoutSeconds: int(1, 86_400, { default: d.media.rtpTimeoutSeconds }),
     codecs: listOf(string({ pattern: `^(${CODEC_NAMES.map(anyCase).join('|')})$`, description: `one of ${CODEC_NAMES.join(', ')}` }), { minItems: 1, default: d.media.codecs }),
+    srtp: oneOfStrings(SRTP_POLICIES, { default: d.media.srtp }),
+    srtpOverPlainSignalling: bool({ default: d.media.srtpOverPlainSignalling }),
   }),
   security: object({
     allowedSources: listOf(string({ pattern: '^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$', description: 'a CIDR like 192.168.0.0/16 or fe80::/10, or one address' }), { minItems: 1, default: d.security.allowedSources }),

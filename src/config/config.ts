@@ -12,8 +12,12 @@ import { DEFAULT_ALLOWED_SOURCES } from '../security/cidr.ts';
 import { AUDIO_DEFAULTS, checkAudioSections, DEFAULT_CODECS, type AudioConfig, type DtmfConfig } from './audio-sections.ts';
 import { checkDiscoverySection, DEFAULT_DISCOVERY, type DiscoveryConfig } from './discovery-section.ts';
 import { checkMetricsSection, DEFAULT_METRICS, type MetricsConfig } from './metrics-section.ts';
+import { checkMessagesSection, DEFAULT_MESSAGES, type MessagesConfig } from './messages-section.ts';
+import { checkPresenceSection, DEFAULT_PRESENCE, type PresenceConfig } from './presence-section.ts';
 import { checkPhoneSections, type HandsetSettings, type HardwareConfig, type IntercomSettings } from './phone-sections.ts';
 import { checkSections, isHostName, isObject, show, wholeNumber } from './sections.ts';
+import { checkSrtpSection } from './srtp-section.ts';
+import type { SrtpPolicy } from '../media/srtp-policy.ts';
 
 export type { DialRule };
 
@@ -31,6 +35,8 @@ export interface TlsConfig {
 export interface ExtensionConfig {
   password: string;
   name?: string;
+  /** This extension's SRTP policy, overriding `media.srtp`. */
+  srtp?: SrtpPolicy;
 }
 
 /** An upstream provider or PBX (`trunks[]`). */
@@ -57,6 +63,8 @@ export interface TrunkConfig {
   maxRetrySeconds: number;
   /** The host in From/To of requests to this trunk when it differs from `host`. */
   domain?: string;
+  /** This trunk's SRTP policy, overriding `media.srtp`. */
+  srtp?: SrtpPolicy;
 }
 
 /** RTP relay settings (`media`). */
@@ -73,6 +81,10 @@ export interface MediaConfig {
   rtpTimeoutSeconds: number;
   /** The device's codecs, most preferred first (`opus`, `G722`, `PCMU`, `PCMA`, `L16`, `L16/16000`, ...). */
   codecs: string[];
+  /** SRTP policy of call legs without their own (`src/media/srtp-policy.ts`). */
+  srtp: SrtpPolicy;
+  /** Send and accept SDES keys over UDP/TCP signalling too (they travel in clear there). */
+  srtpOverPlainSignalling: boolean;
 }
 
 /** Who may talk to the gateway at all, and brute-force protection (`security`). */
@@ -143,6 +155,10 @@ export interface Config {
   discovery: DiscoveryConfig;
   /** The optional Prometheus endpoint (`GET /metrics`, src/ops/metrics-server.ts). */
   metrics: MetricsConfig;
+  /** Instant messages (RFC 3428 MESSAGE): the size limit and the device's inbox. */
+  messages: MessagesConfig;
+  /** The notifier of the dialog and presence event packages (RFC 6665, src/presence). */
+  presence: PresenceConfig;
   /** Rules tried in order after emergency numbers; extension numbers match after them. */
   dialplan: DialRule[];
   /** Numbers that always go to the first trunk, whatever the dial plan says. */
@@ -179,9 +195,11 @@ export const DEFAULT_CONFIG: Config = {
   intercom: {},
   discovery: { ...DEFAULT_DISCOVERY },
   metrics: { ...DEFAULT_METRICS },
+  messages: { ...DEFAULT_MESSAGES },
+  presence: { ...DEFAULT_PRESENCE },
   dialplan: [{ match: '*43', to: 'echo' }],
   emergencyNumbers: ['112', '911', '999'],
-  media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: [...DEFAULT_CODECS] },
+  media: { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: [...DEFAULT_CODECS], srtp: 'optional', srtpOverPlainSignalling: false },
   security: {
     allowedSources: [...DEFAULT_ALLOWED_SOURCES],
     maxAuthFailures: 10,
@@ -210,7 +228,7 @@ export function resolveConfig(input: Json): Config {
   const cfg: Config = structuredClone(DEFAULT_CONFIG);
   if (!isObject(input)) throw new ConfigError([`the file must hold a JSON object (got ${show(input)})`]);
 
-  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones', 'board', 'hardware', 'handset', 'intercom', 'discovery', 'metrics']);
+  const allowed = new Set(['sip', 'extensions', 'trunks', 'stateDir', 'log', 'device', 'dialplan', 'emergencyNumbers', 'media', 'security', 'registrar', 'calls', 'audio', 'dtmf', 'tones', 'board', 'hardware', 'handset', 'intercom', 'discovery', 'metrics', 'messages', 'presence']);
   for (const key of Object.keys(input)) if (!allowed.has(key)) problems.push(`${key} is not a known setting`);
 
   const sip = input.sip;
@@ -274,7 +292,7 @@ export function resolveConfig(input: Json): Config {
           problems.push(`${key} must be an object with a password (got ${typeof value === 'string' ? 'a string' : show(value)})`);
           continue;
         }
-        for (const k of Object.keys(value)) if (k !== 'password' && k !== 'name') problems.push(`${key}.${k} is not a known setting`);
+        for (const k of Object.keys(value)) if (k !== 'password' && k !== 'name' && k !== 'srtp') problems.push(`${key}.${k} is not a known setting`);
         if (typeof value.password !== 'string' || value.password.length < 8) {
           problems.push(`${key}.password must be a string of at least 8 characters`);
           continue;
@@ -321,6 +339,9 @@ export function resolveConfig(input: Json): Config {
   checkPhoneSections(input, cfg, problems);
   checkDiscoverySection(input, cfg, problems);
   checkMetricsSection(input, cfg, problems);
+  checkSrtpSection(input, cfg, problems);
+  checkPresenceSection(input, cfg, problems);
+  checkMessagesSection(input, cfg, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
@@ -354,7 +375,7 @@ function checkTls(v: Json, problems: string[]): TlsConfig | undefined {
 
 const TRUNK_KEYS = [
   'name', 'host', 'port', 'transport', 'username', 'authUsername', 'password', 'register', 'expires', 'outboundProxy',
-  'keepAliveSeconds', 'retrySeconds', 'maxRetrySeconds', 'domain',
+  'keepAliveSeconds', 'retrySeconds', 'maxRetrySeconds', 'domain', 'srtp',
 ];
 
 function checkTrunk(v: Json, key: string, problems: string[]): TrunkConfig | undefined {

@@ -110,7 +110,7 @@ export function checkSections(input: Record<string, Json>, cfg: Config, problems
     }
   }
 
-  const media = section(input, 'media', ['rtpPorts', 'bind', 'publicAddress', 'stunServer', 'rtpTimeoutSeconds', 'codecs'], problems);
+  const media = section(input, 'media', ['rtpPorts', 'bind', 'publicAddress', 'stunServer', 'rtpTimeoutSeconds', 'codecs', 'srtp', 'srtpOverPlainSignalling'], problems);
   if (media) {
     if (media.rtpPorts !== undefined) {
       const r = checkRtpPorts(media.rtpPorts, problems);

@@ -27,6 +27,9 @@ import {
 } from './sdp.ts';
 import type { Codec, Direction, MediaLine, ParsedSdp, SdpOrigin } from './sdp.ts';
 import type { LegMediaStats } from '../calls/types.ts';
+import { SessionSrtp, type PendingSrtp, type SdpSrtp } from './session-srtp.ts';
+import { rtpProfile } from './srtp-negotiation.ts';
+import type { LegPeer, LegSecurity } from './srtp-policy.ts';
 
 export type SdpResult = { ok: true; sdp: string } | { ok: false; status: 488 | 400; reason: string };
 
@@ -62,6 +65,12 @@ export interface MediaSession {
    * is that offer again (to send it to a new target). Throws when no media was ever offered.
    */
   reoffer(to: LegName): string;
+  /**
+   * Who is on the leg and over which transports its signalling runs: decides the leg's SRTP
+   * policy and whether SDES keys may travel there (`srtp-policy.ts`). Set before the leg's first
+   * SDP; a leg never set has no SRTP.
+   */
+  setLegPeer?(leg: LegName, peer: LegPeer): void;
   /** Milliseconds since RTP last arrived on the leg (relay.idleMs). */
   idleMs(leg: LegName): number;
   /** The leg's codec, packet counts and its phone's RTCP figures, for `status`. */
@@ -96,8 +105,8 @@ interface LegState {
 }
 
 type Pending =
-  | { kind: 'relay'; from: LegName; offer: ParsedSdp; sent: Codec[] }
-  | { kind: 'reoffer'; from: LegName; sent: Codec[] };
+  | { kind: 'relay'; from: LegName; offer: ParsedSdp; sent: Codec[]; srtp: PendingSrtp }
+  | { kind: 'reoffer'; from: LegName; sent: Codec[]; srtp: PendingSrtp };
 
 /** A description without its o= line: what RFC 3264 §8 compares to decide on a new version. */
 const withoutOrigin = (sdp: string): string => sdp.replace(/^o=.*\r\n/m, '');
@@ -129,6 +138,8 @@ export interface MediaSessionOptions {
   /** With it the gateway offers codecs it can transcode to and transcodes when the legs differ. */
   support?: TranscodingSupport;
   logger?: Logger;
+  /** The SRTP policy of a leg from its peer (see `srtp-policy.ts`); without it no leg has SRTP. */
+  srtp?: (peer: LegPeer) => LegSecurity;
 }
 
 /** A {@link MediaSession} over one {@link MediaRelay}: relaying, or transcoding when the legs share no codec. */
@@ -142,6 +153,7 @@ export class RelayedMediaSession implements MediaSession {
   /** The codec of each leg (transcoding). */
   private transcoding: Transcoding | undefined;
   private readonly routing: RelayRouting;
+  private readonly srtp: SessionSrtp;
   private closed = false;
 
   constructor(
@@ -151,10 +163,15 @@ export class RelayedMediaSession implements MediaSession {
     private readonly options: MediaSessionOptions = {},
   ) {
     this.routing = new RelayRouting(relay, random, options.support, options.logger);
+    this.srtp = new SessionSrtp(relay, random, options.srtp, options.logger);
   }
 
   setLocalAddress(leg: LegName, address: string): void {
     this.legs[leg].localAddress = address;
+  }
+
+  setLegPeer(leg: LegName, peer: LegPeer): void {
+    this.srtp.setPeer(leg, peer);
   }
 
   stats(leg: LegName): LegMediaStats {
@@ -176,18 +193,20 @@ export class RelayedMediaSession implements MediaSession {
   offer(from: LegName, sdp: string): SdpResult {
     let offer: ParsedSdp;
     try {
-      offer = parseSdp(sdp);
+      offer = parseSdp(sdp, { srtp: true });
     } catch (err) {
       return failure(err);
     }
     const { codecs, events } = relayable(offer, this.options.support);
     // An offer without a codec the gateway can relay or decode cannot be met.
     if (codecs.length === 0) return fail(488, 'no supported audio codec in the offer');
-    this.setRemote(from, offer);
     const to = other(from);
+    const srtp = this.srtp.exchange(from, offer.audio);
+    if (!srtp.ok) return srtp;
+    this.setRemote(from, offer);
     const sent = this.numberFor(to, this.toOffer(codecs, events, offer));
-    const body = this.render(to, undefined, sent, offer.audio.direction, offer.audio.ptime);
-    this.pending = { kind: 'relay', from, offer, sent };
+    const body = this.render(to, undefined, sent, offer.audio.direction, offer.audio.ptime, srtp.offer);
+    this.pending = { kind: 'relay', from, offer, sent, srtp };
     this.answered = undefined;
     return { ok: true, sdp: body };
   }
@@ -198,11 +217,13 @@ export class RelayedMediaSession implements MediaSession {
     if (pending === undefined || pending.from === from) return fail(400, `no offer outstanding towards leg ${from}`);
     let answer: ParsedSdp;
     try {
-      answer = parseSdp(sdp);
+      answer = parseSdp(sdp, { srtp: true });
     } catch (err) {
       // Includes RFC 3264 §6 rejection of the audio stream (port 0): nothing left to relay.
       return failure(err);
     }
+    const keys = this.srtp.answered(from, answer.audio, pending.srtp);
+    if (!keys.ok) return keys;
     // RFC 3264 §6.1: the answer lists a subset of the offered formats, possibly renumbered.
     const all = intersection(pending.sent, [...answer.audio.codecs, ...answer.audio.telephoneEvents]);
     const offerer = pending.from;
@@ -211,6 +232,7 @@ export class RelayedMediaSession implements MediaSession {
     if (choice.kind === 'none') return fail(488, choice.reason);
     this.pending = undefined;
     this.answered = { pending, by: from };
+    this.srtp.settle(from, keys.keys, pending.srtp);
     this.setRemote(from, answer);
     const answerer = this.legs[from];
     answerer.peerDirection = answer.audio.direction;
@@ -236,7 +258,7 @@ export class RelayedMediaSession implements MediaSession {
       state.peerDirection = pending.offer.audio.direction;
       state.peerPtime = pending.offer.audio.ptime;
       this.adoptNumbers(offerer, back);
-      const body = this.render(offerer, pending.offer, back, answer.audio.direction, TRANSCODE_PTIME);
+      const body = this.render(offerer, pending.offer, back, answer.audio.direction, TRANSCODE_PTIME, pending.srtp.answer);
       this.updatePayloadMaps();
       return { ok: true, sdp: body };
     }
@@ -259,7 +281,7 @@ export class RelayedMediaSession implements MediaSession {
     state.peerPtime = pending.offer.audio.ptime;
     this.adoptNumbers(offerer, back);
     // The answer states the answerer's direction: it already reads from the answering side.
-    const body = this.render(offerer, pending.offer, back, answer.audio.direction, answer.audio.ptime);
+    const body = this.render(offerer, pending.offer, back, answer.audio.direction, answer.audio.ptime, pending.srtp.answer);
     this.updatePayloadMaps();
     return { ok: true, sdp: body };
   }
@@ -267,13 +289,15 @@ export class RelayedMediaSession implements MediaSession {
   answerLocally(from: LegName, sdp: string): SdpResult {
     let offer: ParsedSdp;
     try {
-      offer = parseSdp(sdp);
+      offer = parseSdp(sdp, { srtp: true });
     } catch (err) {
       return failure(err);
     }
     const { codecs, events } = relayable(offer, this.options.support);
     const codec = codecs[0];
     if (codec === undefined) return fail(488, 'no supported audio codec in the offer');
+    const srtp = this.srtp.answerLocally(from, offer.audio);
+    if (!srtp.ok) return srtp;
     // RFC 4733 §2.1: events use the clock rate of the audio codec they accompany.
     const event = events.find((e) => e.rate === codec.rate);
     const chosen = event === undefined ? [codec] : [codec, event];
@@ -289,7 +313,7 @@ export class RelayedMediaSession implements MediaSession {
     state.peerPtime = offer.audio.ptime;
     this.negotiated = chosen.map(codecKey);
     this.adoptNumbers(from, chosen);
-    return { ok: true, sdp: this.render(from, offer, chosen, mirrorDirection(offer.audio.direction), offer.audio.ptime) };
+    return { ok: true, sdp: this.render(from, offer, chosen, mirrorDirection(offer.audio.direction), offer.audio.ptime, srtp.answer) };
   }
 
   reoffer(to: LegName): string {
@@ -299,7 +323,8 @@ export class RelayedMediaSession implements MediaSession {
       const { codecs, events } = relayable(pending.offer, this.options.support);
       const sent = this.numberFor(to, this.toOffer(codecs, events, pending.offer));
       pending.sent = sent;
-      return this.render(to, undefined, sent, pending.offer.audio.direction, pending.offer.audio.ptime);
+      pending.srtp.offer = this.srtp.offerTo(to);
+      return this.render(to, undefined, sent, pending.offer.audio.direction, pending.offer.audio.ptime, pending.srtp.offer);
     }
     const negotiated = this.negotiated;
     if (negotiated === undefined && this.transcoding === undefined) throw new Error(`reoffer(${to}) before any media was offered`);
@@ -310,9 +335,10 @@ export class RelayedMediaSession implements MediaSession {
       current = [...formatsToOffer(current.filter((c) => !isTelephoneEvent(c)), events.map((c) => c.pt), this.options.support), ...events];
     }
     const sent = this.numberFor(to, current);
+    const srtp: PendingSrtp = { offer: this.srtp.offerTo(to) };
     // The gateway presents the other leg's media: its direction and packetisation.
-    const body = this.render(to, undefined, sent, source.peerDirection, source.peerPtime);
-    this.pending = { kind: 'reoffer', from, sent };
+    const body = this.render(to, undefined, sent, source.peerDirection, source.peerPtime, srtp.offer);
+    this.pending = { kind: 'reoffer', from, sent, srtp };
     this.answered = undefined;
     return body;
   }
@@ -382,7 +408,7 @@ export class RelayedMediaSession implements MediaSession {
    * Writes the gateway's description on `leg`: an answer mirroring `offer`'s m-lines, or (no
    * offer) an offer keeping the m-lines of the gateway's previous description on the leg.
    */
-  private render(leg: LegName, offer: ParsedSdp | undefined, codecs: readonly Codec[], direction: Direction, ptime?: number): string {
+  private render(leg: LegName, offer: ParsedSdp | undefined, codecs: readonly Codec[], direction: Direction, ptime?: number, srtp?: SdpSrtp): string {
     const state = this.legs[leg];
     const address = state.localAddress;
     if (address === undefined) throw new Error(`no local address set for leg ${leg}`);
@@ -400,7 +426,11 @@ export class RelayedMediaSession implements MediaSession {
       state.ptMeaning.set(c.pt, codecKey(c));
     }
     const port = this.relay.localPort(leg);
-    const audio = { port, protocol: state.protocol, codecs, direction, rtcpPort: port + 1, ...(ptime === undefined ? {} : { ptime }) };
+    // RFC 3264 §6: an answer keeps the offer's profile; an offer takes the one the leg's policy asks for.
+    const plan = srtp === undefined || 'crypto' in srtp ? srtp : { crypto: [], secureProfile: false };
+    const protocol = offer !== undefined || plan?.secureProfile === undefined ? state.protocol : rtpProfile(state.protocol, plan.secureProfile);
+    const crypto = plan?.crypto ?? [];
+    const audio = { port, protocol, codecs, direction, rtcpPort: port + 1, ...(ptime === undefined ? {} : { ptime }), ...(crypto.length > 0 ? { crypto } : {}) };
     const spec = { address, media: state.media, audioIndex: state.audioIndex, audio };
     if (state.origin === undefined) {
       state.origin = { username: this.username, sessionId: this.newSessionId(), version: 1, address };
@@ -453,8 +483,10 @@ export interface RelayedMediaFactoryOptions {
   codecs?: CodecCatalog;
   /** Resamplers for transcoding between sample rates (else only equal-rate codecs are paired). */
   resamplers?: ResamplerFactory;
-  /** Gets the transcoders' warnings (telephone-event that cannot be relayed). */
+  /** Gets the transcoders' warnings (telephone-event that cannot be relayed) and the SRTP refusals. */
   logger?: Logger;
+  /** The SRTP policy of a leg from its peer (`legSecurity` over the running config); without it no SRTP. */
+  srtp?: (peer: LegPeer) => LegSecurity;
 }
 
 /**
@@ -466,6 +498,7 @@ export function relayedMediaFactory(relays: Pick<RtpRelayFactory, 'open'>, opts:
   const options: MediaSessionOptions = {};
   if (opts.codecs !== undefined) options.support = opts.resamplers === undefined ? { codecs: opts.codecs } : { codecs: opts.codecs, resamplers: opts.resamplers };
   if (opts.logger !== undefined) options.logger = opts.logger;
+  if (opts.srtp !== undefined) options.srtp = opts.srtp;
   return {
     async create(): Promise<MediaSession> {
       const relay = await relays.open();

@@ -22,6 +22,8 @@ import { bindUdpPair, closeQuietly, type UdpPair } from './relay/udp-pair.ts';
 import { RTP_FIXED_HEADER_LENGTH, SsrcContinuity } from './rtp-packet.ts';
 import type { PacketTranscoder } from './transcoder.ts';
 import type { LegReport } from './relay/leg-reports.ts';
+import type { SrtpDrops, SrtpKeys } from './relay/leg-srtp.ts';
+import { srtpFields, transcoderFields } from './relay/close-fields.ts';
 
 export type LegName = 'a' | 'b';
 
@@ -46,6 +48,8 @@ export interface RelayStats {
   /** RTCP datagrams the gateway read itself instead of forwarding them. */
   consumed: number;
   received: number;
+  /** SRTP refusals (counted in `dropped` too), once the leg had SRTP keys. */
+  srtp?: SrtpDrops;
 }
 
 /**
@@ -69,6 +73,14 @@ export interface MediaRelay {
    * other leg's stream restarts its SSRC continuity (the re-encoded stream is a new source).
    */
   setTranscoder(from: LegName, transcoder: PacketTranscoder | undefined): void;
+  /**
+   * SRTP keys of a leg from its SDP (RFC 4568), undefined for plain RTP. From then on what
+   * arrives on the leg is unprotected before anything else (a packet that fails authentication
+   * or replay checks is dropped and counted, and never moves the symmetric-RTP latch) and what
+   * goes to it is protected last, after payload rewriting and SSRC continuity. A context whose
+   * key is unchanged keeps its state. Throws RangeError on keys SRTP cannot use.
+   */
+  setSrtp?(leg: LegName, keys: SrtpKeys | undefined): void;
   /** Echo mode: each leg's RTP/RTCP goes back to that leg's (latched) source instead of the other leg; the gateway's own RTCP pauses. */
   setEcho(on: boolean): void;
   /**
@@ -172,13 +184,19 @@ class RtpRelay implements MediaRelay {
     this.echo = on;
   }
 
+  setSrtp(name: LegName, keys: SrtpKeys | undefined): void {
+    this.leg(name).setSrtp(keys);
+  }
+
   idleMs(leg: LegName): number {
     return this.ctx.clock.now() - this.leg(leg).lastPacket;
   }
 
   stats(name: LegName): RelayStats {
     const leg = this.leg(name);
-    return { received: leg.received, forwarded: leg.forwarded, dropped: leg.dropped, consumed: leg.consumed };
+    const stats: RelayStats = { received: leg.received, forwarded: leg.forwarded, dropped: leg.dropped, consumed: leg.consumed };
+    if (leg.srtpUsed) stats.srtp = { ...leg.srtpDrops };
+    return stats;
   }
 
   report(name: LegName): LegReport | undefined {
@@ -218,6 +236,8 @@ class RtpRelay implements MediaRelay {
       bConsumed: this.b.consumed,
       bDroppedSource: this.b.drops.source,
       socketErrors: this.socketErrors,
+      ...srtpFields(this.a),
+      ...srtpFields(this.b),
       ...transcoderFields('a', this.a.transcoder),
       ...transcoderFields('b', this.b.transcoder),
       ...rtcp,
@@ -276,8 +296,10 @@ class RtpRelay implements MediaRelay {
 
   private sendOwnRtcp(to: RelayLeg, packet: Uint8Array): boolean {
     if (this.echo || to.rtcpPort === 0) return false;
+    const wire = to.leaving(packet, true);
+    if (wire === undefined) return false;
     try {
-      to.rtcp.send(packet, to.rtcpPort, to.rtcpAddress, this.afterSend);
+      to.rtcp.send(wire, to.rtcpPort, to.rtcpAddress, this.afterSend);
       return true;
     } catch (err) {
       this.socketError(err as Error);
@@ -285,21 +307,25 @@ class RtpRelay implements MediaRelay {
     }
   }
 
-  private onRtp(leg: RelayLeg, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtp(leg: RelayLeg, raw: Buffer, rinfo: dgram.RemoteInfo): void {
     leg.received++;
     // RFC 3550 §5.1: V is 2; anything shorter than the fixed header is not RTP.
-    if (this.closed || msg.length < RTP_FIXED_HEADER_LENGTH || (msg[0]! & 0xc0) !== 0x80 || rinfo.port === 0) {
+    if (this.closed || raw.length < RTP_FIXED_HEADER_LENGTH || (raw[0]! & 0xc0) !== 0x80 || rinfo.port === 0) {
       leg.drop('malformed');
       return;
     }
+    if (leg.rtpLatched && (rinfo.port !== leg.rtpPort || rinfo.address !== leg.rtpAddress)) {
+      leg.drop('source');
+      return;
+    }
+    // On an SRTP leg only a packet that authenticates may latch (a forged one must not steal the leg).
+    const msg = leg.arriving(raw, false) ?? this.srtpRefused(leg, rinfo);
+    if (msg === undefined) return;
     if (!leg.rtpLatched) {
       leg.rtpLatched = true;
       leg.rtpAddress = rinfo.address;
       leg.rtpPort = rinfo.port;
       this.ctx.logger.debug('rtp latched', { relay: this.id, leg: leg.name, source: `${rinfo.address}:${rinfo.port}` });
-    } else if (rinfo.port !== leg.rtpPort || rinfo.address !== leg.rtpAddress) {
-      leg.drop('source');
-      return;
     }
     const now = this.ctx.clock.now();
     leg.lastPacket = now;
@@ -322,22 +348,25 @@ class RtpRelay implements MediaRelay {
       return;
     }
     out.toThisLeg.apply(msg);
-    this.send(out.rtp, msg, out.rtpPort, out.rtpAddress, leg);
+    this.send(out.rtp, out.leaving(msg, false), out.rtpPort, out.rtpAddress, leg);
   }
 
-  private onRtcp(leg: RelayLeg, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtcp(leg: RelayLeg, raw: Buffer, rinfo: dgram.RemoteInfo): void {
     leg.received++;
-    if (this.closed || msg.length < RTCP_MIN_LENGTH || (msg[0]! & 0xc0) !== 0x80 || rinfo.port === 0) {
+    if (this.closed || raw.length < RTCP_MIN_LENGTH || (raw[0]! & 0xc0) !== 0x80 || rinfo.port === 0) {
       leg.drop('malformed');
       return;
     }
+    if (leg.rtcpLatched && (rinfo.port !== leg.rtcpPort || rinfo.address !== leg.rtcpAddress)) {
+      leg.drop('source');
+      return;
+    }
+    const msg = leg.arriving(raw, true) ?? this.srtpRefused(leg, rinfo);
+    if (msg === undefined) return;
     if (!leg.rtcpLatched) {
       leg.rtcpLatched = true;
       leg.rtcpAddress = rinfo.address;
       leg.rtcpPort = rinfo.port;
-    } else if (rinfo.port !== leg.rtcpPort || rinfo.address !== leg.rtcpAddress) {
-      leg.drop('source');
-      return;
     }
     leg.lastPacket = this.ctx.clock.now();
     leg.reports.onRtcp(msg, leg.lastPacket, leg.other.reports);
@@ -356,7 +385,13 @@ class RtpRelay implements MediaRelay {
       leg.drop('destination');
       return;
     }
-    this.send(out.rtcp, msg, out.rtcpPort, out.rtcpAddress, leg);
+    this.send(out.rtcp, out.leaving(msg, true), out.rtcpPort, out.rtcpAddress, leg);
+  }
+
+  /** The first SRTP refusal of a leg gets a debug line (the kind, never key material); the rest are only counted. */
+  private srtpRefused(leg: RelayLeg, rinfo: dgram.RemoteInfo): undefined {
+    if (leg.drops.srtp === 1) this.ctx.logger.debug('srtp refused a packet (further refusals are only counted)', { relay: this.id, leg: leg.name, source: `${rinfo.address}:${rinfo.port}`, code: leg.srtp?.lastError?.code, reason: leg.srtp?.lastError?.reason });
+    return undefined;
   }
 
   /** Sends what the transcoder makes of `msg`; a codec that throws costs the packet, not the call. */
@@ -379,15 +414,22 @@ class RtpRelay implements MediaRelay {
     leg.forwarded++;
     for (const p of packets) {
       out.toThisLeg.apply(p);
+      const wire = out.leaving(p, false);
+      if (wire === undefined) continue;
       try {
-        out.rtp.send(p, out.rtpPort, out.rtpAddress, this.afterSend);
+        out.rtp.send(wire, out.rtpPort, out.rtpAddress, this.afterSend);
       } catch (err) {
         this.socketError(err as Error);
       }
     }
   }
 
-  private send(socket: dgram.Socket, msg: Buffer, port: number, address: string, from: RelayLeg): void {
+  /** Sends `msg` (undefined: SRTP could not protect it, a drop) on for `from`. */
+  private send(socket: dgram.Socket, msg: Uint8Array | undefined, port: number, address: string, from: RelayLeg): void {
+    if (msg === undefined) {
+      from.drop('srtp');
+      return;
+    }
     try {
       // node:dgram reports a send error only to a callback (without one it is swallowed), and a
       // callback costs a tick per packet: so only the first and every SEND_CHECK_EVERY-th packet
@@ -400,12 +442,6 @@ class RtpRelay implements MediaRelay {
       this.socketError(err as Error);
     }
   }
-}
-
-function transcoderFields(leg: LegName, t: PacketTranscoder | undefined): Record<string, number> {
-  if (t === undefined) return {};
-  const s = t.stats;
-  return { [`${leg}Decoded`]: s.decoded, [`${leg}Concealed`]: s.concealed, [`${leg}Encoded`]: s.sent, [`${leg}TranscodeDropped`]: s.dropped };
 }
 
 /**

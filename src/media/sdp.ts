@@ -41,8 +41,10 @@ export interface AudioDescription {
   direction: Direction;
   /** `a=ptime` in milliseconds. */
   ptime?: number;
-  /** The m-line's transport protocol (RTP/AVP or RTP/AVPF). */
+  /** The m-line's transport protocol (RTP/AVP or RTP/AVPF; RTP/SAVP or RTP/SAVPF when parsed with `srtp`). */
   protocol: string;
+  /** The values of the stream's `a=crypto` attributes (RFC 4568 §9.1), verbatim and in order. */
+  crypto: string[];
 }
 
 /** One m-line reduced to what a rejecting answer must repeat (RFC 3264 §6). */
@@ -181,9 +183,26 @@ function isDirection(v: unknown): v is Direction {
   return v === 'sendrecv' || v === 'sendonly' || v === 'recvonly' || v === 'inactive';
 }
 
-function isRtpProfile(protocol: string): boolean {
+function isRtpProfile(protocol: string, srtp: boolean): boolean {
   const p = protocol.toUpperCase();
-  return p === 'RTP/AVP' || p === 'RTP/AVPF';
+  // RFC 3711 §12: RTP/SAVP is the SRTP profile (RFC 5124: RTP/SAVPF with feedback).
+  return p === 'RTP/AVP' || p === 'RTP/AVPF' || (srtp && (p === 'RTP/SAVP' || p === 'RTP/SAVPF'));
+}
+
+/** True for RTP/SAVP and RTP/SAVPF (RFC 3711 §12, RFC 5124). */
+export function isSecureProfile(protocol: string): boolean {
+  return /^RTP\/SAVPF?$/i.test(protocol);
+}
+
+/** The `a=crypto` values of the `index`-th m= section of `body` (sdp-transform keeps one session parameter only). */
+function cryptoValues(body: string, index: number): string[] {
+  const out: string[] = [];
+  let section = -1;
+  for (const line of body.split(/\r\n|\r|\n/)) {
+    if (line.startsWith('m=')) section++;
+    else if (section === index && line.startsWith('a=crypto:')) out.push(line.slice('a=crypto:'.length));
+  }
+  return out;
 }
 
 function readMediaLine(m: MediaDescription, index: number): MediaLine {
@@ -225,13 +244,19 @@ function firstLine(body: string): string {
   return end < 0 ? body : body.slice(0, end);
 }
 
+/** Options of {@link parseSdp}. */
+export interface ParseSdpOptions {
+  /** Accept RTP/SAVP and RTP/SAVPF audio streams too (the caller handles their `a=crypto`). */
+  srtp?: boolean;
+}
+
 /**
  * Parses a session description and picks its first usable audio stream: m=audio, non-zero port,
- * RTP/AVP or RTP/AVPF. Throws {@link SdpError}: SDP_MALFORMED (400) when the body is not an SDP
+ * RTP/AVP or RTP/AVPF (and RTP/SAVP, RTP/SAVPF with `opts.srtp`). Throws {@link SdpError}: SDP_MALFORMED (400) when the body is not an SDP
  * (no leading v=0, no o=, bad m= line or payload type, no c= for the audio stream),
  * SDP_NOT_ACCEPTABLE (488) when there is no usable audio stream.
  */
-export function parseSdp(body: string): ParsedSdp {
+export function parseSdp(body: string, opts: ParseSdpOptions = {}): ParsedSdp {
   if (typeof body !== 'string' || firstLine(body) !== 'v=0') throw malformed('SDP does not start with v=0');
   let session: SessionDescription;
   try {
@@ -249,7 +274,7 @@ export function parseSdp(body: string): ParsedSdp {
   for (let i = 0; i < media.length; i++) {
     if (media[i]!.type !== 'audio') continue;
     hadAudio = true;
-    if (media[i]!.port !== 0 && isRtpProfile(media[i]!.protocol)) {
+    if (media[i]!.port !== 0 && isRtpProfile(media[i]!.protocol, opts.srtp === true)) {
       audioIndex = i;
       break;
     }
@@ -273,6 +298,7 @@ export function parseSdp(body: string): ParsedSdp {
     telephoneEvents,
     direction,
     protocol: line.protocol,
+    crypto: cryptoValues(body, audioIndex),
   };
   if (telephoneEvents[0] !== undefined) audio.telephoneEvent = telephoneEvents[0];
   const rtcpPort: unknown = m.rtcp?.port;
@@ -305,6 +331,8 @@ export interface AudioStream {
   direction: Direction;
   ptime?: number;
   rtcpPort?: number;
+  /** `a=crypto` values (RFC 4568 §9.1) to write, in order. */
+  crypto?: readonly string[];
 }
 
 /** Everything {@link buildSdp} writes. */
@@ -352,7 +380,7 @@ export function buildSdp(spec: SdpSpec): string {
     if (audio.ptime !== undefined) m.ptime = audio.ptime;
     return m;
   });
-  return writeSdpText({
+  const text = writeSdpText({
     version: 0,
     origin: {
       username: origin.username,
@@ -367,4 +395,14 @@ export function buildSdp(spec: SdpSpec): string {
     timing: { start: 0, stop: 0 },
     media,
   });
+  return audio.crypto === undefined || audio.crypto.length === 0 ? text : withCrypto(text, spec.audioIndex, audio.crypto);
+}
+
+/** `text` with `a=crypto:` lines after the `index`-th m= line (written verbatim: sdp-transform keeps one session parameter). */
+function withCrypto(text: string, index: number, crypto: readonly string[]): string {
+  const lines = text.split('\r\n');
+  let section = -1;
+  const at = lines.findIndex((l) => l.startsWith('m=') && ++section === index);
+  lines.splice(at + 1, 0, ...crypto.map((c) => `a=crypto:${c}`));
+  return lines.join('\r\n');
 }

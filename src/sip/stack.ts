@@ -166,8 +166,11 @@ export class SipStack {
   }
 }
 
-/** The methods the gateway supports (RFC 3261 §20.5), advertised in Allow; the last four only inside calls. */
-export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIFY';
+/**
+ * The methods the gateway supports (RFC 3261 §20.5), advertised in Allow; the last four only
+ * inside calls. SUBSCRIBE: the notifier of the dialog and presence packages (RFC 6665).
+ */
+export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, UPDATE, INFO, REFER, NOTIFY';
 
 /**
  * RFC 3261 §18.2.1: add `received` when the sent-by host is not the packet's source address;

@@ -1,10 +1,11 @@
 /**
  * Fans the transport layer's trace tap out to `hookswitch trace` subscribers (pure: no I/O).
- * Every event is redacted once here, before any subscriber sees it, so digest responses never
- * leave the process through a trace.
+ * Every event is redacted once here, before any subscriber sees it, so digest responses and SRTP
+ * keys (SDES `inline:`) never leave the process through a trace.
  */
 import type { TransportTraceEvent } from '../sip/transport/transport-layer.ts';
 import { redactDigestResponses } from './sip-trace.ts';
+import { redactSdesKeyBytes } from './sdes-redaction.ts';
 
 /** Receives trace events; must not throw (a throw is swallowed and the others still get the event). */
 export type TraceListener = (event: TransportTraceEvent) => void;
@@ -58,7 +59,7 @@ export class TraceHub implements TraceSource {
     if (WILDCARDS.has(local.address) && this.opts.localAddressFor) {
       local = { ...local, address: this.opts.localAddressFor(event.remote.address) };
     }
-    const safe: TransportTraceEvent = { ...event, local, bytes: redactDigestResponses(event.bytes) };
+    const safe: TransportTraceEvent = { ...event, local, bytes: redactSdesKeyBytes(redactDigestResponses(event.bytes)) };
     for (const l of [...this.listeners]) {
       try {
         l(safe);

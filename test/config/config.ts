@@ -19,7 +19,7 @@ t.test('defaults of the call, media and security settings', async (t) => {
   t.same(cfg.device, { extension: '100', autoAnswer: true });
   t.same(cfg.dialplan, [{ match: '*43', to: 'echo' }]);
   t.same(cfg.emergencyNumbers, ['112', '911', '999']);
-  t.same(cfg.media, { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: ['G722', 'opus', 'PCMU', 'PCMA', 'L16/16000'] });
+  t.same(cfg.media, { rtpPorts: [10000, 10999], bind: '0.0.0.0', rtpTimeoutSeconds: 60, codecs: ['G722', 'opus', 'PCMU', 'PCMA', 'L16/16000'], srtp: 'optional', srtpOverPlainSignalling: false });
   t.same(cfg.audio, { backend: 'null', capture: 'default', playback: 'default', rate: 48000, periodMs: 20, bufferMs: 80, jitterMinMs: 20, jitterMaxMs: 200 });
   t.same(cfg.dtmf, { send: 'rfc4733', durationMs: 100, gapMs: 100, inband: true });
   t.same(cfg.tones, { country: 'us' });

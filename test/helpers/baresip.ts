@@ -37,7 +37,8 @@ export interface BaresipAccount {
   password?: string;
   /** `host:port` of the registrar (and the domain of the AOR); omit to not register. */
   registrar?: string;
-  transport?: 'udp' | 'tcp';
+  /** `tls` needs `sip_cafile` (or no verification) in `extraConfig`; the registrar port is then the TLS one. */
+  transport?: 'udp' | 'tcp' | 'tls';
   /** Registration interval in seconds; default 600 (0 when there is no registrar). */
   regint?: number;
 }
@@ -64,6 +65,11 @@ export interface BaresipOptions {
   extraConfig?: string[];
   /** Extra account parameters (`dtmfmode=info`, ...). */
   accountParams?: string[];
+  /**
+   * Lines of the `contacts` file (`"Name" <sip:user@host>`). The contact module's `message <text>`
+   * sends a MESSAGE to the current contact: the first one, then `contact_next`/`contact_prev`.
+   */
+  contacts?: string[];
 }
 
 /** One ctrl_tcp event: `type` such as REGISTER_OK, CALL_INCOMING, CALL_ESTABLISHED, CALL_CLOSED. */
@@ -243,7 +249,7 @@ async function startBaresipOnce(opts: BaresipOptions): Promise<Baresip> {
   // The account is added over ctrl_tcp once connected (uanew), so that its REGISTER_OK or
   // REGISTER_FAIL event cannot happen before anyone listens.
   writeFileSync(join(dir, 'accounts'), '', { mode: 0o600 });
-  writeFileSync(join(dir, 'contacts'), '');
+  writeFileSync(join(dir, 'contacts'), (opts.contacts ?? []).map((c) => `${c}\n`).join(''));
 
   // HOME points into the directory: baresip must never read or write the user's ~/.baresip.
   const child = spawn(bin, ['-f', dir], { cwd: dir, env: { ...process.env, HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -416,8 +422,10 @@ async function startBaresipOnce(opts: BaresipOptions): Promise<Baresip> {
 export interface RegisteredPhoneOptions extends Omit<BaresipOptions, 'name' | 'account'> {
   ext: string;
   password: string;
-  /** The gateway: its SIP port, and its log for the diagnostics of a failed registration. */
+  /** The gateway: its SIP port (the TLS one with `transport: 'tls'`), and its log for the diagnostics of a failed registration. */
   gateway: { port: number; log(): string };
+  /** The account's transport (default udp). */
+  transport?: 'udp' | 'tcp' | 'tls';
   /** Called with the stop function (a test file's clean-up list). */
   defer(fn: () => unknown): void;
 }
@@ -427,8 +435,9 @@ export interface RegisteredPhoneOptions extends Omit<BaresipOptions, 'name' | 'a
  * arrived; a failure carries the tail of both logs.
  */
 export async function registeredPhone(o: RegisteredPhoneOptions): Promise<Baresip> {
-  const { ext, password, gateway, defer, ...rest } = o;
-  const p = await startBaresip({ ...rest, name: ext, account: { user: ext, password, registrar: `127.0.0.1:${gateway.port}` } });
+  const { ext, password, gateway, defer, transport, ...rest } = o;
+  const account = { user: ext, password, registrar: `127.0.0.1:${gateway.port}`, ...(transport === undefined ? {} : { transport }) };
+  const p = await startBaresip({ ...rest, name: ext, account });
   defer(() => p.stop());
   await p.waitEvent('REGISTER_OK', { timeoutMs: 10_000 }).catch((e: Error) => {
     throw new Error(`${e.message}\n--- baresip ${ext} ---\n${p.log().slice(-3000)}\n--- gateway ---\n${gateway.log().slice(-3000)}`);

@@ -21,7 +21,7 @@ import { UasCore } from '../../src/sip/ua/uas-core.ts';
 import { B2bua } from '../../src/calls/b2bua.ts';
 import { DialPlan } from '../../src/calls/dialplan.ts';
 import type { Binding } from '../../src/registrar/binding-store.ts';
-import type { CallMedia, CallMediaFactory, LegName, SdpResult, TrunkTarget } from '../../src/calls/types.ts';
+import type { B2buaOptions, CallMedia, CallMediaFactory, LegName, SdpResult, TrunkTarget } from '../../src/calls/types.ts';
 
 export const DOMAIN = 'pbx.test';
 export const GW: Endpoint = { transport: 'udp', address: '192.0.2.1', port: 5060 };
@@ -106,6 +106,8 @@ export interface HarnessOptions {
   minSessionExpires?: number;
   /** Source addresses that may talk to the gateway (default: 192.0.2.0/24 and the trunk). */
   allowed?: (address: string) => boolean;
+  /** Told each local user's dialog states (the B2BUA's `presence` option). */
+  presence?: B2buaOptions['presence'];
 }
 
 export const TRUNK_ADDRESS = '198.51.100.5';
@@ -178,6 +180,7 @@ export class SipHarness {
       rtpTimeoutSeconds: opts.rtpTimeoutSeconds ?? 60,
       sessionExpires: opts.sessionExpires ?? 1800,
       minSessionExpires: opts.minSessionExpires ?? 90,
+      ...(opts.presence ? { presence: opts.presence } : {}),
     });
     const allowed = opts.allowed ?? ((a: string) => a.startsWith('192.0.2.'));
     const core = new UasCore({

@@ -22,7 +22,8 @@ export const SERVER_VERDICTS: Record<string, Record<string, number | null | read
     dblreq: 401,
     semiuri: 200,
     transports: 200,
-    mpart01: 405,
+    // A MESSAGE (RFC 3428) from an unauthenticated sender: challenged like an INVITE.
+    mpart01: 407,
     unreason: null,
     noreason: null,
     // §3.1.2 invalid messages.

@@ -1,12 +1,17 @@
 /**
  * Offer/answer (RFC 3264) for a media endpoint that terminates the stream itself: the device.
- * Pure: SDP strings in and out, the chosen codec and the far end's transport address as result.
- * The gateway writes one description per call: its own o= line, versioned per RFC 3264 §8.
+ * Pure: SDP strings in and out, the chosen codec, the far end's transport address and the SRTP
+ * keys as result. The gateway writes one description per call: its own o= line, versioned per
+ * RFC 3264 §8. SRTP keyed by SDES (RFC 4568) follows the far leg's {@link LegSecurity} with the
+ * same decisions as relayed legs (`srtp-negotiation.ts`): RTP/AVP + `a=crypto` when optional,
+ * RTP/SAVP + `a=crypto` when mandatory, keys only where the signalling allows them.
  */
 import type { AudioCodec } from '../codec/codec.ts';
 import type { Random } from '../../runtime/random.ts';
-import { buildSdp, codecKey, isUnspecifiedAddress, mirrorDirection, parseSdp, SdpError } from '../sdp.ts';
+import { buildSdp, codecKey, isSecureProfile, isUnspecifiedAddress, mirrorDirection, parseSdp, SdpError } from '../sdp.ts';
 import type { Codec, Direction, MediaLine, ParsedSdp, SdpOrigin } from '../sdp.ts';
+import { acceptAnswer, answerOffer as answerSdes, makeOffer, type LegKeys, type OfferPlan } from '../srtp-negotiation.ts';
+import { NO_SRTP, type LegSecurity } from '../srtp-policy.ts';
 
 /** What a completed exchange settled: how to send, what arrives, where to. */
 export interface NegotiatedMedia {
@@ -23,9 +28,15 @@ export interface NegotiatedMedia {
   direction: Direction;
   /** Packetisation time we send with (ms). */
   ptime: number;
+  /** SDES keys when the stream is SRTP (RFC 3711): ours protect what we send; absent for plain RTP. */
+  srtp?: LegKeys;
 }
 
-export type EndpointSdpResult = { ok: true; sdp: string; media: NegotiatedMedia } | { ok: false; status: 400 | 488; reason: string };
+/**
+ * The outcome of one step of an exchange. A refusal carries the SIP status for it; `srtp` marks
+ * a refusal by the SRTP policy, whose reason the caller logs once (it never holds key material).
+ */
+export type EndpointSdpResult = { ok: true; sdp: string; media: NegotiatedMedia } | { ok: false; status: 400 | 488; reason: string; srtp?: true };
 
 /** Static payload types of RFC 3551 table 4 that we may write. */
 const STATIC: ReadonlyMap<string, number> = new Map([
@@ -48,7 +59,12 @@ function keyOf(c: AudioCodec): string {
 }
 
 const fail = (status: 400 | 488, reason: string): EndpointSdpResult => ({ ok: false, status, reason });
+const srtpFail = (reason: string): EndpointSdpResult => ({ ok: false, status: 488, reason, srtp: true });
 
+/**
+ * The device's side of the offer/answer exchanges of one call, under the far leg's
+ * {@link LegSecurity} (constructor or {@link setSecurity}; default no SRTP).
+ */
 export class EndpointSdp {
   private origin: SdpOrigin | undefined;
   private lastContent: string | undefined;
@@ -57,6 +73,12 @@ export class EndpointSdp {
   private media: MediaLine[] = [{ type: 'audio', port: 0, protocol: 'RTP/AVP', formats: '' }];
   private audioIndex = 0;
   private outstanding: Codec[] | undefined;
+  /** The SDES part of the outstanding offer. */
+  private outstandingSdes: OfferPlan | undefined;
+  /** The stream was settled on RTP/SAVP: re-offers keep the profile (RFC 3264 §8: same transport). */
+  private savp = false;
+  /** Why the outstanding offer could carry no keys: every answer to it is refused. */
+  private unanswerable: string | undefined;
   private current: NegotiatedMedia | undefined;
 
   constructor(
@@ -65,6 +87,7 @@ export class EndpointSdp {
     private readonly random: Random,
     private readonly local: { address(): string; port(): number },
     private readonly username = 'hookswitch',
+    private security: LegSecurity = NO_SRTP,
   ) {
     let dynamic = 96;
     for (const c of codecs) this.ourPts.set(keyOf(c), STATIC.get(keyOf(c)) ?? dynamic++);
@@ -77,7 +100,23 @@ export class EndpointSdp {
     return this.current;
   }
 
-  /** Our offer: every codec in preference order, telephone-event and CN (RFC 3389), 20 ms. */
+  /** The far leg's SRTP security, once the call layer knows who and where it is; before the first exchange. */
+  setSecurity(security: LegSecurity): void {
+    this.security = security;
+  }
+
+  /** Why the policy forbids an offer (mandatory SRTP, keys not allowed on the far leg's signalling); undefined when it allows one. */
+  get offerRefusal(): string | undefined {
+    const plan = makeOffer(this.security, this.random, this.current?.srtp, this.savp);
+    return plan.ok ? undefined : plan.reason;
+  }
+
+  /**
+   * Our offer: every codec in preference order, telephone-event and CN (RFC 3389), 20 ms, with
+   * `a=crypto` and the profile the policy asks for. When {@link offerRefusal} says no, the offer
+   * is RTP/SAVP without `a=crypto`: no key leaves, the far end must reject the stream (RFC 4568
+   * §7.1.2 "it MUST reject the media stream") and any answer to it is refused.
+   */
   offer(direction: Direction = 'sendrecv'): string {
     const formats = this.codecs.map((c) => codecOf(c, this.ourPts.get(keyOf(c))!));
     const rates = new Set(formats.map((f) => f.rate));
@@ -85,17 +124,26 @@ export class EndpointSdp {
       if (rates.has(rate)) formats.push({ pt: this.ourPts.get(`telephone-event/${rate}/1`)!, name: 'telephone-event', rate, fmtp: EVENT_FMTP });
     }
     formats.push(CN);
+    const plan = makeOffer(this.security, this.random, this.current?.srtp, this.savp);
     this.outstanding = formats;
-    return this.render(formats, direction, 20);
+    if (!plan.ok) {
+      this.outstandingSdes = { ok: true, offered: [], crypto: [], secureProfile: true };
+      this.unanswerable = plan.reason;
+      return this.render(formats, direction, 20, 'RTP/SAVP');
+    }
+    this.outstandingSdes = plan;
+    this.unanswerable = undefined;
+    return this.render(formats, direction, 20, plan.secureProfile ? 'RTP/SAVP' : 'RTP/AVP', plan.crypto);
   }
 
   /** The peer's answer to our {@link offer}. */
   takeAnswer(sdp: string): EndpointSdpResult {
     const offered = this.outstanding;
     if (offered === undefined) return fail(400, 'no offer outstanding');
+    if (this.unanswerable !== undefined) return srtpFail(this.unanswerable);
     let answer: ParsedSdp;
     try {
-      answer = parseSdp(sdp);
+      answer = parseSdp(sdp, { srtp: true });
     } catch (err) {
       return failure(err);
     }
@@ -103,6 +151,11 @@ export class EndpointSdp {
     const chosen = answer.audio.codecs.filter((c) => keys.has(codecKey(c)));
     const media = this.settle(chosen, answer, mirrorDirection(answer.audio.direction));
     if (media === undefined) return fail(488, 'the answer holds no offered codec');
+    // RFC 4568 §7.1.3: the answer's a=crypto names one of ours; none is plain RTP unless we offered RTP/SAVP.
+    const sdes = acceptAnswer(answer.audio, this.outstandingSdes);
+    if (!sdes.ok) return srtpFail(sdes.reason);
+    if (sdes.keys) media.srtp = sdes.keys;
+    this.savp = sdes.keys !== undefined && this.outstandingSdes?.secureProfile === true;
     this.current = media;
     // An answer repeated in the 2xx after a 183 settles the same exchange.
     return { ok: true, sdp: this.lastSdp ?? '', media };
@@ -112,7 +165,7 @@ export class EndpointSdp {
   answerOffer(sdp: string): EndpointSdpResult {
     let offer: ParsedSdp;
     try {
-      offer = parseSdp(sdp);
+      offer = parseSdp(sdp, { srtp: true });
     } catch (err) {
       return failure(err);
     }
@@ -121,8 +174,14 @@ export class EndpointSdp {
     const direction = mirrorDirection(offer.audio.direction);
     const media = this.settle(preferred, offer, direction);
     if (media === undefined) return fail(488, 'no codec of the offer is supported');
+    // RFC 4568 §7.1.2: one of the offer's a=crypto answered with our own key, or plain, or 488.
+    const sdes = answerSdes(offer.audio, this.security, this.random, this.current?.srtp);
+    if (!sdes.ok) return srtpFail(sdes.reason);
+    if (sdes.keys) media.srtp = sdes.keys;
+    this.savp = sdes.keys !== undefined && isSecureProfile(offer.audio.protocol);
     this.current = media;
     this.outstanding = undefined;
+    this.outstandingSdes = undefined;
     // RFC 3264 §6.1: the answer uses the offerer's payload numbers; "MUST contain exactly the
     // same number of "m=" lines as the offer".
     this.media = offer.media;
@@ -132,7 +191,8 @@ export class EndpointSdp {
     if (media.event !== undefined) formats.push(offer.audio.telephoneEvents.find((e) => e.pt === media.event!.pt)!);
     const cn = offer.audio.codecs.find((c) => codecKey(c) === 'cn/8000/1');
     if (cn !== undefined) formats.push(cn);
-    return { ok: true, sdp: this.render(formats, direction, media.ptime, offer.audio.protocol), media };
+    // The answer repeats the offer's profile (RFC 3264 §6.1), RTP/SAVP included.
+    return { ok: true, sdp: this.render(formats, direction, media.ptime, offer.audio.protocol, sdes.crypto), media };
   }
 
   private lastSdp: string | undefined;
@@ -166,11 +226,11 @@ export class EndpointSdp {
     return media;
   }
 
-  private render(formats: readonly Codec[], direction: Direction, ptime: number, protocol = 'RTP/AVP'): string {
+  private render(formats: readonly Codec[], direction: Direction, ptime: number, protocol = 'RTP/AVP', crypto: readonly string[] = []): string {
     const address = this.local.address();
     const port = this.local.port();
     this.origin ??= { username: this.username, sessionId: String(this.random.bytes(6).readUIntBE(0, 6)), version: 1, address };
-    const audio = { port, protocol, codecs: formats, direction, rtcpPort: port + 1, ptime };
+    const audio = { port, protocol, codecs: formats, direction, rtcpPort: port + 1, ptime, crypto };
     const spec = { address, media: this.media, audioIndex: this.audioIndex, audio };
     let sdp = buildSdp({ ...spec, origin: this.origin });
     const content = sdp.replace(/^o=.*\r\n/m, '');

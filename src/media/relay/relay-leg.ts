@@ -11,9 +11,10 @@ import { SsrcContinuity } from '../rtp-packet.ts';
 import type { PacketTranscoder } from '../transcoder.ts';
 import type { LegRtcp } from './leg-rtcp.ts';
 import { LegReports } from './leg-reports.ts';
+import { LegSrtp, newSrtpDrops, type SrtpKeys } from './leg-srtp.ts';
 
-/** Why a datagram that arrived on a leg was not sent on. */
-export type DropReason = 'malformed' | 'source' | 'destination' | 'transcoded';
+/** Why a datagram that arrived on a leg was not sent on ('srtp': refused by SRTP, see {@link RelayLeg.srtpDrops}). */
+export type DropReason = 'malformed' | 'source' | 'destination' | 'transcoded' | 'srtp';
 
 /** What is wrong with a peer given to {@link RelayLeg.setPeer}, for the relay's warning. */
 export type PeerProblem = 'address is not an IP address' | 'unreachable from the bind address family';
@@ -52,7 +53,13 @@ export class RelayLeg {
   dropped = 0;
   /** RTCP datagrams the gateway read itself (its own RTCP runs on the leg). */
   consumed = 0;
-  readonly drops: Record<DropReason, number> = { malformed: 0, source: 0, destination: 0, transcoded: 0 };
+  readonly drops: Record<DropReason, number> = { malformed: 0, source: 0, destination: 0, transcoded: 0, srtp: 0 };
+  /** SRTP of the leg (RFC 3711), when its SDP settled keys; undefined: plain RTP. */
+  srtp: LegSrtp | undefined = undefined;
+  /** SRTP refusals by kind, over the leg's whole life (also what the gateway could not protect for it). */
+  readonly srtpDrops = newSrtpDrops();
+  /** The leg ever had SRTP (its counters are then reported). */
+  srtpUsed = false;
 
   constructor(
     readonly name: LegName,
@@ -64,6 +71,33 @@ export class RelayLeg {
   drop(reason: DropReason): void {
     this.dropped++;
     this.drops[reason]++;
+  }
+
+  /** Takes the leg's SRTP keys (undefined: plain RTP from now on); a context whose key is unchanged goes on. */
+  setSrtp(keys: SrtpKeys | undefined): void {
+    if (keys === undefined) this.srtp = undefined;
+    else if (this.srtp === undefined) this.srtp = new LegSrtp(keys, this.srtpDrops);
+    else this.srtp.rekey(keys);
+    if (keys !== undefined) this.srtpUsed = true;
+  }
+
+  /**
+   * A datagram that arrived on the leg as plain RTP (`rtcp`: RTCP), unprotected when the leg
+   * has SRTP; undefined (dropped and counted) when SRTP refused it.
+   */
+  arriving(msg: Buffer, rtcp: boolean): Buffer | undefined {
+    const srtp = this.srtp;
+    if (srtp === undefined) return msg;
+    const plain = rtcp ? srtp.unprotectRtcp(msg) : srtp.unprotectRtp(msg);
+    if (plain === undefined) this.drop('srtp');
+    return plain;
+  }
+
+  /** A packet for the leg's peer, protected when the leg has SRTP; undefined when it cannot be (counted in srtpDrops). */
+  leaving(packet: Uint8Array, rtcp: boolean): Uint8Array | undefined {
+    const srtp = this.srtp;
+    if (srtp === undefined) return packet;
+    return rtcp ? srtp.protectRtcp(packet) : srtp.protectRtp(packet);
   }
 
   /**

@@ -45,6 +45,33 @@ export interface CallHandler {
   strayResponse(res: SipResponse, source: Destination): void;
 }
 
+/**
+ * Instant messages (RFC 3428 MESSAGE) outside a dialog, once admitted: authenticated like an
+ * INVITE (407), or from a trunk's address. Without one the gateway answers MESSAGE with 405.
+ */
+export interface MessageHandler {
+  /** The largest body accepted, in bytes; larger ones get 413 before authentication. */
+  maxBytes(): number;
+  /** A MESSAGE from an authenticated user or a trunk. The handler answers on `tx`. */
+  message(req: SipRequest, tx: ServerTransaction, from: { kind: 'user'; username: string } | { kind: 'trunk'; trunk: string }): void;
+}
+
+/**
+ * The notifier's subscription dialogs (RFC 6665; src/sip/ua/subscription-dialogs.ts): SUBSCRIBEs
+ * outside a dialog once authenticated like an INVITE (407), and refreshes inside the dialogs it
+ * owns. Without one the gateway answers SUBSCRIBE with 405.
+ */
+export interface PresenceHandler {
+  /** The event packages served, for Allow-Events (RFC 6665 §8.2.2) in OPTIONS answers. */
+  readonly allowEvents: string;
+  /** Whether a request with a To tag belongs to one of the handler's subscription dialogs. */
+  ownsDialog(req: SipRequest): boolean;
+  /** A SUBSCRIBE outside a dialog from the authenticated `subscriber`. The handler answers on `tx`. */
+  subscribe(req: SipRequest, tx: ServerTransaction, subscriber: string): void;
+  /** A SUBSCRIBE for which {@link ownsDialog} said yes. The handler answers on `tx`. */
+  inDialog(req: SipRequest, tx: ServerTransaction): void;
+}
+
 /** @deprecated use {@link CallHandler}. */
 export type InviteHandler = CallHandler;
 
@@ -67,13 +94,15 @@ export interface UasCoreOptions {
   userAgent: string;
   registrar?: RegisterHandler;
   calls?: CallHandler;
+  messages?: MessageHandler;
+  presence?: PresenceHandler;
   guard?: SourceGuard;
   /** The trunk whose address `source` is, if any: its INVITEs are not challenged. */
   trunkFor?(source: Destination): string | undefined;
 }
 
 /** Why `screen` let a request through, for `onRequest`. */
-type Admitted = { kind: 'user'; username: string } | { kind: 'trunk'; trunk: string } | { kind: 'dialog' };
+type Admitted = { kind: 'user'; username: string } | { kind: 'trunk'; trunk: string } | { kind: 'dialog' } | { kind: 'subscription' };
 
 /**
  * The transaction user for requests addressed to the gateway itself (RFC 3261 §8.2): header
@@ -118,6 +147,10 @@ export class UasCore implements TransactionUser {
     }
     // §12.2.2: a request with a To tag belongs to a dialog; the call layer holds it or nobody does.
     if (tagOf(req.headers.get('to') ?? '') !== undefined) {
+      if (req.method === 'SUBSCRIBE' && this.opts.presence?.ownsDialog(req)) {
+        this.admitted.set(req, { kind: 'subscription' });
+        return undefined;
+      }
       if (!this.opts.calls?.ownsDialog(req)) return buildResponse(req, 481);
       this.admitted.set(req, { kind: 'dialog' });
       return undefined;
@@ -136,6 +169,12 @@ export class UasCore implements TransactionUser {
         return this.screenRegister(req, source);
       case 'INVITE':
         return this.screenInvite(req, source, trunk);
+      case 'SUBSCRIBE':
+        if (this.opts.presence) return this.screenSubscribe(req, source);
+        return buildResponse(req, 405, undefined, { headers: [['Allow', ALLOW]] });
+      case 'MESSAGE':
+        if (this.opts.messages) return this.screenMessage(req, source, trunk);
+        return buildResponse(req, 405, undefined, { headers: [['Allow', ALLOW]] });
       case 'BYE':
         return buildResponse(req, 481);
       default:
@@ -153,6 +192,12 @@ export class UasCore implements TransactionUser {
     }
     if (admitted.kind === 'dialog') {
       this.opts.calls!.inDialog(req, tx);
+    } else if (admitted.kind === 'subscription') {
+      this.opts.presence!.inDialog(req, tx);
+    } else if (req.method === 'SUBSCRIBE' && admitted.kind === 'user') {
+      this.opts.presence!.subscribe(req, tx, admitted.username);
+    } else if (req.method === 'MESSAGE') {
+      this.opts.messages!.message(req, tx, admitted.kind === 'trunk' ? admitted : { kind: 'user', username: admitted.username });
     } else if (admitted.kind === 'trunk') {
       this.opts.calls!.inviteFromTrunk(req, tx, admitted.trunk);
     } else if (req.method === 'REGISTER') {
@@ -217,6 +262,7 @@ export class UasCore implements TransactionUser {
       ['Accept-Language', 'en'],
       ['Supported', SUPPORTED.join(', ')],
       ['Server', this.opts.userAgent],
+      ...(this.opts.presence ? ([['Allow-Events', this.opts.presence.allowEvents]] as [string, string][]) : []),
     ];
   }
 
@@ -287,6 +333,42 @@ export class UasCore implements TransactionUser {
     const auth = this.authenticate(req, 'proxy', source);
     if (!auth.ok) return auth.response;
     if (!this.opts.calls) return buildResponse(req, 480, 'No Call Routing Configured');
+    this.admitted.set(req, { kind: 'user', username: auth.username });
+    return undefined;
+  }
+
+  /**
+   * RFC 3428 MESSAGE: the size limit and the body's type are checked before authentication,
+   * like an INVITE's content (§8.2.3), then the sender is challenged as for an INVITE (407) unless
+   * it is a trunk. RFC 3261 §21.4.11: 413 when "the request entity body is larger than the server
+   * is willing or able to process"; RFC 3261 §7.4.1: a non-empty body needs a Content-Type.
+   */
+  private screenMessage(req: SipRequest, source: Destination, trunk: string | undefined): SipResponse | undefined {
+    if (req.body.length > this.opts.messages!.maxBytes()) return buildResponse(req, 413);
+    if (req.body.length > 0) {
+      try {
+        parseContentType(req.headers.get('content-type') ?? '');
+      } catch {
+        return buildResponse(req, 400, 'Malformed or Missing Content-Type');
+      }
+    }
+    if (trunk !== undefined) {
+      this.admitted.set(req, { kind: 'trunk', trunk });
+      return undefined;
+    }
+    const auth = this.authenticate(req, 'proxy', source);
+    if (!auth.ok) return auth.response;
+    this.admitted.set(req, { kind: 'user', username: auth.username });
+    return undefined;
+  }
+
+  /**
+   * RFC 6665 §4.2.1: a SUBSCRIBE is authenticated like an INVITE (a proxy-style 407 challenge,
+   * RFC 3261 §22.3); the package, Expires and Accept are the notifier's to judge.
+   */
+  private screenSubscribe(req: SipRequest, source: Destination): SipResponse | undefined {
+    const auth = this.authenticate(req, 'proxy', source);
+    if (!auth.ok) return auth.response;
     this.admitted.set(req, { kind: 'user', username: auth.username });
     return undefined;
   }

@@ -7,13 +7,15 @@ import { builtinCodecs } from '../../../src/media/codec/builtin.ts';
 import { EndpointSdp, type EndpointSdpResult, type NegotiatedMedia } from '../../../src/media/endpoint/endpoint-sdp.ts';
 import { parseSdp } from '../../../src/media/sdp.ts';
 import { SeededRandom } from '../../../src/runtime/random.ts';
+import { formatSdesCrypto, generateSdesCrypto, parseSdesCrypto, type SdesCrypto } from '../../../src/media/srtp/sdes.ts';
+import type { LegSecurity } from '../../../src/media/srtp-policy.ts';
 
 const sdp = (...lines: string[]): string => lines.map((l) => `${l}\r\n`).join('');
 const registry = builtinCodecs();
 const ALL = ['opus', 'G722', 'PCMU', 'PCMA', 'L16'];
 
-function endpoint(preference: readonly string[] = ALL, address = '192.0.2.1'): EndpointSdp {
-  return new EndpointSdp(registry.ordered(preference), new SeededRandom(9), { address: () => address, port: () => 4000 });
+function endpoint(preference: readonly string[] = ALL, address = '192.0.2.1', security?: LegSecurity): EndpointSdp {
+  return new EndpointSdp(registry.ordered(preference), new SeededRandom(9), { address: () => address, port: () => 4000 }, undefined, security);
 }
 
 /** A peer's description: one audio m-line plus extra lines, at 198.51.100.7:6000. */
@@ -277,4 +279,149 @@ t.test('o= version increments by one only when the description changes (RFC 3264
   }
   t.equal(sessions.size, 1, 'the session id never changes');
   t.not(originOf(endpoint().offer()).session, originOf(new EndpointSdp(registry.ordered(ALL), new SeededRandom(10), { address: () => '192.0.2.1', port: () => 4000 }).offer()).session, 'the session id comes from the random source');
+});
+
+// ---- SRTP keyed by SDES (RFC 4568) ----
+
+const sec = (policy: LegSecurity['policy'], transport: 'udp' | 'tls', allowPlain = false): LegSecurity => ({ policy, keysAllowed: transport === 'tls' || allowPlain, transport });
+const pcmuLines = ['a=rtpmap:0 PCMU/8000'];
+/** The peer's keys: tag 1 _80 and tag 2 _32, from a seed of their own. */
+const peerKeys = [generateSdesCrypto(new SeededRandom(77), 1, 'AES_CM_128_HMAC_SHA1_80'), generateSdesCrypto(new SeededRandom(78), 2, 'AES_CM_128_HMAC_SHA1_32')];
+const cryptoLines = (...keys: SdesCrypto[]): string[] => keys.map((k) => `a=crypto:${formatSdesCrypto(k)}`);
+const cryptoOf = (text: string): SdesCrypto[] =>
+  [...text.matchAll(/^a=crypto:(.*)\r$/gm)].map((m) => {
+    const r = parseSdesCrypto(m[1]!);
+    if (!r.ok) throw new Error(r.reason);
+    return r.crypto;
+  });
+const mLine = (text: string): string => text.split('\r\n').find((l) => l.startsWith('m=audio'))!;
+
+t.test('answering offers under each SRTP policy (RFC 4568 §7.1.2)', async (t) => {
+  const offers = {
+    plain: peer('0', pcmuLines),
+    'AVP+crypto': peer('0', [...pcmuLines, ...cryptoLines(...peerKeys)]),
+    'SAVP+crypto': peer('0', [...pcmuLines, ...cryptoLines(...peerKeys)], { protocol: 'RTP/SAVP' }),
+    'SAVPF+crypto': peer('0', [...pcmuLines, ...cryptoLines(peerKeys[1]!)], { protocol: 'RTP/SAVPF' }),
+    'SAVP bare': peer('0', pcmuLines, { protocol: 'RTP/SAVP' }),
+    'AVP+GCM only': peer('0', [...pcmuLines, 'a=crypto:1 AEAD_AES_256_GCM inline:' + 'A'.repeat(59) + '=']),
+  };
+  type Expect = 'plain' | { protocol: string; tag: number } | 488;
+  const cases: { name: string; security: LegSecurity; offer: keyof typeof offers; expect: Expect }[] = [
+    { name: 'off: plain offer', security: sec('off', 'tls'), offer: 'plain', expect: 'plain' },
+    { name: 'off: a=crypto on RTP/AVP is ignored', security: sec('off', 'tls'), offer: 'AVP+crypto', expect: 'plain' },
+    { name: 'off: RTP/SAVP is refused', security: sec('off', 'tls'), offer: 'SAVP+crypto', expect: 488 },
+    { name: 'optional over TLS: plain offer stays plain', security: sec('optional', 'tls'), offer: 'plain', expect: 'plain' },
+    { name: 'optional over TLS: best-effort offer gets SRTP on RTP/AVP', security: sec('optional', 'tls'), offer: 'AVP+crypto', expect: { protocol: 'RTP/AVP', tag: 1 } },
+    { name: 'optional over TLS: RTP/SAVP answered RTP/SAVP', security: sec('optional', 'tls'), offer: 'SAVP+crypto', expect: { protocol: 'RTP/SAVP', tag: 1 } },
+    { name: 'optional over TLS: RTP/SAVPF answered RTP/SAVPF with the _32 tag', security: sec('optional', 'tls'), offer: 'SAVPF+crypto', expect: { protocol: 'RTP/SAVPF', tag: 2 } },
+    { name: 'optional over TLS: RTP/SAVP without a=crypto is refused', security: sec('optional', 'tls'), offer: 'SAVP bare', expect: 488 },
+    { name: 'optional over TLS: only unsupported suites on RTP/AVP: plain', security: sec('optional', 'tls'), offer: 'AVP+GCM only', expect: 'plain' },
+    { name: 'optional over UDP: keys are not taken, RTP/AVP answered plain', security: sec('optional', 'udp'), offer: 'AVP+crypto', expect: 'plain' },
+    { name: 'optional over UDP: RTP/SAVP refused', security: sec('optional', 'udp'), offer: 'SAVP+crypto', expect: 488 },
+    { name: 'mandatory over TLS: RTP/SAVP', security: sec('mandatory', 'tls'), offer: 'SAVP+crypto', expect: { protocol: 'RTP/SAVP', tag: 1 } },
+    { name: 'mandatory over TLS: best-effort offer accepted with SRTP', security: sec('mandatory', 'tls'), offer: 'AVP+crypto', expect: { protocol: 'RTP/AVP', tag: 1 } },
+    { name: 'mandatory over TLS: plain offer refused', security: sec('mandatory', 'tls'), offer: 'plain', expect: 488 },
+    { name: 'mandatory over TLS: only unsupported suites refused', security: sec('mandatory', 'tls'), offer: 'AVP+GCM only', expect: 488 },
+    { name: 'mandatory over UDP: keys over plain signalling refused', security: sec('mandatory', 'udp'), offer: 'SAVP+crypto', expect: 488 },
+    { name: 'mandatory over UDP, plain signalling allowed: RTP/SAVP', security: sec('mandatory', 'udp', true), offer: 'SAVP+crypto', expect: { protocol: 'RTP/SAVP', tag: 1 } },
+  ];
+  for (const c of cases) {
+    const r = endpoint(['PCMU'], '192.0.2.1', c.security).answerOffer(offers[c.offer]);
+    if (c.expect === 488) {
+      t.ok(!r.ok && r.status === 488 && r.srtp === true, `${c.name}: 488 by the SRTP policy`, { result: r });
+      if (!r.ok) t.notMatch(r.reason, /inline:/, `${c.name}: the reason holds no key`);
+      continue;
+    }
+    const a = ok(r, c.name);
+    const answered = cryptoOf(a.sdp);
+    if (c.expect === 'plain') {
+      t.match(mLine(a.sdp), /^m=audio 4000 RTP\/AVP 0$/, `${c.name}: RTP/AVP`);
+      t.same(answered, [], `${c.name}: no a=crypto`);
+      t.equal(a.media.srtp, undefined, `${c.name}: plain RTP`);
+      continue;
+    }
+    const expect = c.expect;
+    const offered = peerKeys.find((k) => k.tag === expect.tag)!;
+    t.equal(mLine(a.sdp), `m=audio 4000 ${expect.protocol} 0`, `${c.name}: profile mirrored`);
+    t.equal(answered.length, 1, `${c.name}: one a=crypto (RFC 4568 §5.1.2)`);
+    t.equal(answered[0]!.tag, expect.tag, `${c.name}: the accepted tag`);
+    t.equal(answered[0]!.suite, offered.suite, `${c.name}: the accepted suite`);
+    t.notOk(answered[0]!.keys[0]!.masterKey.equals(offered.keys[0]!.masterKey), `${c.name}: our own key, not the offer's`);
+    t.same(formatSdesCrypto(a.media.srtp!.remote), formatSdesCrypto(offered), `${c.name}: the peer's key unprotects what arrives`);
+    t.same(formatSdesCrypto(a.media.srtp!.local), formatSdesCrypto(answered[0]!), `${c.name}: the answered key protects what we send`);
+  }
+});
+
+t.test('our offer under each SRTP policy, and taking the answer (RFC 4568 §7.1.3)', async (t) => {
+  const offerCases: { name: string; security: LegSecurity; protocol?: string; crypto?: number; refusal?: RegExp }[] = [
+    { name: 'off: plain RTP/AVP', security: sec('off', 'tls'), protocol: 'RTP/AVP', crypto: 0 },
+    { name: 'optional over TLS: RTP/AVP with both suites', security: sec('optional', 'tls'), protocol: 'RTP/AVP', crypto: 2 },
+    { name: 'optional over UDP: plain, keys stay home', security: sec('optional', 'udp'), protocol: 'RTP/AVP', crypto: 0 },
+    { name: 'mandatory over TLS: RTP/SAVP with both suites', security: sec('mandatory', 'tls'), protocol: 'RTP/SAVP', crypto: 2 },
+    { name: 'mandatory over UDP, allowed: RTP/SAVP', security: sec('mandatory', 'udp', true), protocol: 'RTP/SAVP', crypto: 2 },
+    { name: 'mandatory over UDP: no offer at all', security: sec('mandatory', 'udp'), refusal: /mandatory.*udp/ },
+  ];
+  for (const c of offerCases) {
+    const e = endpoint(['PCMU'], '192.0.2.1', c.security);
+    if (c.refusal) {
+      t.match(e.offerRefusal, c.refusal, `${c.name}: offerRefusal says why`);
+      const offer = e.offer();
+      t.equal(mLine(offer), 'm=audio 4000 RTP/SAVP 0 101 13', `${c.name}: RTP/SAVP ...`);
+      t.same(cryptoOf(offer), [], `${c.name}: ... without a key, which the far end must reject`);
+      for (const answer of [peer('0', pcmuLines), peer('0', [...pcmuLines, ...cryptoLines(peerKeys[0]!)], { protocol: 'RTP/SAVP' })]) {
+        const r = e.takeAnswer(answer);
+        t.ok(!r.ok && r.status === 488 && r.srtp === true, `${c.name}: an answer to it is refused anyway`, { result: r });
+      }
+      continue;
+    }
+    t.equal(e.offerRefusal, undefined, `${c.name}: may offer`);
+    const offer = e.offer();
+    t.equal(mLine(offer), `m=audio 4000 ${c.protocol} 0 101 13`, `${c.name}: m-line`);
+    const crypto = cryptoOf(offer);
+    t.same(crypto.map((k) => `${k.tag} ${k.suite}`), c.crypto ? ['1 AES_CM_128_HMAC_SHA1_80', '2 AES_CM_128_HMAC_SHA1_32'].slice(0, c.crypto) : [], `${c.name}: a=crypto tags`);
+  }
+
+  const answerWith = (keys: SdesCrypto[], protocol = 'RTP/AVP') => peer('0', [...pcmuLines, ...cryptoLines(...keys)], { protocol });
+  const taking: { name: string; security: LegSecurity; answer: string; expect: 'plain' | number | 488 }[] = [
+    { name: 'best effort answered with tag 2', security: sec('optional', 'tls'), answer: answerWith([peerKeys[1]!]), expect: 2 },
+    { name: 'best effort answered plain', security: sec('optional', 'tls'), answer: answerWith([]), expect: 'plain' },
+    { name: 'RTP/SAVP answered with tag 1', security: sec('mandatory', 'tls'), answer: answerWith([peerKeys[0]!], 'RTP/SAVP'), expect: 1 },
+    { name: 'RTP/SAVP answered without a=crypto', security: sec('mandatory', 'tls'), answer: answerWith([], 'RTP/SAVP'), expect: 488 },
+    { name: 'a tag we did not offer', security: sec('optional', 'tls'), answer: answerWith([{ ...peerKeys[0]!, tag: 7 }]), expect: 488 },
+    { name: 'tag 1 answered with the _32 suite', security: sec('optional', 'tls'), answer: answerWith([{ ...peerKeys[1]!, tag: 1 }]), expect: 488 },
+    { name: 'RTP/SAVP answer to a plain offer', security: sec('off', 'tls'), answer: answerWith([peerKeys[0]!], 'RTP/SAVP'), expect: 488 },
+    { name: 'a=crypto answering a plain offer is ignored', security: sec('off', 'tls'), answer: answerWith([peerKeys[0]!]), expect: 'plain' },
+  ];
+  for (const c of taking) {
+    const e = endpoint(['PCMU'], '192.0.2.1', c.security);
+    const ours = cryptoOf(e.offer());
+    const r = e.takeAnswer(c.answer);
+    if (c.expect === 488) {
+      t.ok(!r.ok && r.status === 488 && r.srtp === true, `${c.name}: 488 by the SRTP policy`, { result: r });
+      continue;
+    }
+    const a = ok(r, c.name);
+    if (c.expect === 'plain') {
+      t.equal(a.media.srtp, undefined, `${c.name}: plain RTP`);
+      continue;
+    }
+    t.equal(formatSdesCrypto(a.media.srtp!.local), formatSdesCrypto(ours.find((k) => k.tag === c.expect)!), `${c.name}: our offered key of that tag protects what we send`);
+    t.equal(formatSdesCrypto(a.media.srtp!.remote), formatSdesCrypto(peerKeys.find((k) => k.suite === a.media.srtp!.local.suite)!), `${c.name}: the answer's key unprotects`);
+  }
+});
+
+t.test('re-INVITEs keep the keys in use (RFC 4568 §7.1.4) and the RTP/SAVP profile', async (t) => {
+  const e = endpoint(['PCMU'], '192.0.2.1', sec('optional', 'tls'));
+  const first = ok(e.answerOffer(peer('0', [...pcmuLines, ...cryptoLines(peerKeys[0]!)], { protocol: 'RTP/SAVP' })), 'first offer');
+  const again = ok(e.answerOffer(peer('0', [...pcmuLines, ...cryptoLines(peerKeys[0]!), 'a=sendonly'], { protocol: 'RTP/SAVP' })), 'hold re-offer, same key');
+  t.equal(formatSdesCrypto(again.media.srtp!.local), formatSdesCrypto(first.media.srtp!.local), 'the peer kept its key: we keep ours');
+  const rekeyed = generateSdesCrypto(new SeededRandom(99), 1, 'AES_CM_128_HMAC_SHA1_80');
+  const third = ok(e.answerOffer(peer('0', [...pcmuLines, ...cryptoLines(rekeyed)], { protocol: 'RTP/SAVP' })), 're-key');
+  t.equal(formatSdesCrypto(third.media.srtp!.remote), formatSdesCrypto(rekeyed), 'the new peer key is taken');
+  const reoffer = e.offer('sendonly');
+  t.equal(mLine(reoffer), 'm=audio 4000 RTP/SAVP 0 101 13', 'our re-offer keeps RTP/SAVP once settled on it');
+  const ours = cryptoOf(reoffer).find((k) => k.suite === third.media.srtp!.local.suite)!;
+  t.same(ours.keys[0]!.masterKey, third.media.srtp!.local.keys[0]!.masterKey, 'and repeats our sending key for the suite in use');
+  const peerInline = formatSdesCrypto(peerKeys[0]!).split(' ')[2]!;
+  t.notOk(first.sdp.includes(peerInline) || reoffer.includes(peerInline), "our descriptions never echo the peer's key");
 });

@@ -69,7 +69,7 @@ t.test('OPTIONS to the gateway: 200 with capabilities, Via stamped, retransmissi
   const h = harness();
   const [out] = await h.receive(request('OPTIONS'));
   t.equal(out?.res.status, 200);
-  t.equal(out?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIFY');
+  t.equal(out?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, UPDATE, INFO, REFER, NOTIFY');
   t.equal(out?.res.headers.get('accept'), 'application/sdp');
   t.ok(out?.res.headers.has('supported'), 'Supported present');
   t.match(out?.res.headers.get('to'), /;tag=\w+/, 'To tag added');
@@ -172,7 +172,7 @@ t.test('rejections are stateless, carry the reason, and never answer an ACK', as
   t.match(bad?.res.headers.get('warning'), /^399 hookswitch "/);
   const [unknown] = await h.receive(request('FROBNICATE'));
   t.equal(unknown?.res.status, 501);
-  t.equal(unknown?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, NOTIFY');
+  t.equal(unknown?.res.headers.get('allow'), 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, UPDATE, INFO, REFER, NOTIFY');
   const [subscribe] = await h.receive(request('SUBSCRIBE'));
   t.equal(subscribe?.res.status, 405, 'known but not served: 405 with Allow');
   const ack = await h.receive(request('ACK', { extra: 'CSeq: 9 ACK\n' }));
