@@ -19,6 +19,7 @@ import { SimulatorBackend } from '../hardware/backends/simulator.ts';
 import { BoardRegistry } from '../hardware/board-registry.ts';
 import { formatStatus } from './status-format.ts';
 import type { StatusReport } from '../app/status-report.ts';
+import type { ReceivedMessage } from '../calls/message-inbox.ts';
 
 const USAGE = `hookswitch ${pkg.version}: a SIP gateway for single-board computers
 
@@ -332,10 +333,23 @@ async function control(command: string, argv: string[]): Promise<void> {
   if (command === 'status' && typeof reply.report === 'object' && reply.report !== null) {
     // NO_COLOR (no-color.org): any non-empty value turns colours off.
     process.stdout.write(formatStatus(reply.report as StatusReport, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }));
+    process.stdout.write(formatMessages((reply.messages ?? []) as ReceivedMessage[]));
     return;
   }
   const { ok: _ok, ...fields } = reply;
   for (const [k, v] of Object.entries(fields)) process.stdout.write(`${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`);
+}
+
+/** The device's inbox for `status`: newest last, one line each (the text on one line, cut at 80). */
+function formatMessages(messages: readonly ReceivedMessage[]): string {
+  if (messages.length === 0) return '';
+  const lines = ['', `Messages for the device (${messages.length})`];
+  for (const m of messages) {
+    const when = new Date(m.at).toISOString().replace('T', ' ').slice(0, 19);
+    const text = m.text === undefined ? `(${m.contentType}, ${m.bytes} bytes)` : JSON.stringify(m.text.length > 80 ? `${m.text.slice(0, 79)}…` : m.text);
+    lines.push(`  ${when}  ${m.display ? `${m.display} <${m.from}>` : m.from}: ${text}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** `hookswitch peers` as a table: name, address, kind, extensions. */

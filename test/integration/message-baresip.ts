@@ -15,13 +15,14 @@
  * - a text over `messages.maxBytes`: 413;
  * - a SIPp MESSAGE without credentials: 407.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { controlRequest } from '../../src/control/control-server.ts';
 import { registeredPhone, type Baresip } from '../helpers/baresip.ts';
-import { findExecutable, freePort, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { REPO_ROOT, findExecutable, freePort, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { logLines } from '../helpers/logfmt.ts';
 import { scratch } from '../helpers/scratch.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
@@ -131,6 +132,8 @@ await t.test('to the device: 200, one log line with sender and size, kept for st
   t.notMatch(gw.log(), /open the door/, 'the text is not logged');
   const reply = (await controlRequest(join(gw.stateDir, 'control.sock'), { cmd: 'status' })) as { ok: boolean; messages?: { from: string; display?: string; text?: string }[] };
   t.match(reply.messages?.at(-1), { from: '101', display: 'Alice', text: 'open the door please' }, 'status lists it with its text');
+  const text = execFileSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'status', '--state-dir', gw.stateDir], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 20_000 });
+  t.match(text, /Messages for the device \(\d+\)\n.*Alice <101>: "open the door please"/, 'hookswitch status shows it', { text });
 });
 
 await t.test('to the echo number: the text comes back', async (t) => {
