@@ -20,7 +20,7 @@ import { createDeviceEndpoint } from './device-wiring.ts';
 import { boardProfile, startPhone, type Phone } from './phone-wiring.ts';
 import type { SimulatorBackend } from '../hardware/backends/simulator.ts';
 import { ControlServer } from '../control/control-server.ts';
-import type { ControlReply } from '../control/control-protocol.ts';
+import type { ControlCommands, ControlReply } from '../control/control-protocol.ts';
 import type { DeviceEndpoint } from '../device/device-endpoint.ts';
 import { builtinCodecs } from '../media/codec/builtin.ts';
 import { CodecRegistry } from '../media/codec/registry.ts';
@@ -46,11 +46,9 @@ import { ExtensionCredentials } from '../sip/ua/request-authenticator.ts';
 import { PeerAuthenticator } from '../calls/peer-authenticator.ts';
 import { PeerRoute } from '../calls/peer-route.ts';
 import type { RegistrationStatus } from '../sip/ua/registration-options.ts';
-import { UasCore } from '../sip/ua/uas-core.ts';
+import { createUasCore } from './uas-wiring.ts';
 import { createPresence, type Presence } from './presence-wiring.ts';
-import { statusReport, type StatusReport } from './status-report.ts';
-import { gatewayStatusInputs } from './status-inputs.ts';
-import { systemInterfaces } from './local-address.ts';
+import { controlCommands } from './control-wiring.ts';
 import { resolveTrunks, TrunkRegistrations, UNREGISTER_WAIT_MS } from './trunk-registrations.ts';
 
 export interface GatewayDeps {
@@ -225,7 +223,7 @@ export class Gateway {
     let qualifier: Qualifier | undefined;
     const presence = createPresence({ ...deps, config, extensionNames, lookup: (u) => registrar.lookup(u), transactions: () => stack!.transactions, localEndpoint });
     this.presence = presence;
-    const core = new UasCore({
+    const core = createUasCore({
       logger: deps.logger.child('uas'),
       auth,
       registrar: countingRegistrar(presence.registrar(registrar), this.metrics),
@@ -233,17 +231,10 @@ export class Gateway {
       guard: countingGuard(guard, this.metrics),
       trunkFor: (source) => this.trunks.find((t) => t.accepts(source))?.name,
       userAgent: `${config.sip.userAgent}`,
-      calls: {
-        // The call layer is created once the stack exists; requests cannot arrive before.
-        invite: (req, tx, user) => this.calls!.invite(req, tx, user),
-        inviteFromTrunk: (req, tx, trunk) => this.calls!.inviteFromTrunk(req, tx, trunk),
-        ownsDialog: (req) => this.calls?.ownsDialog(req) ?? false,
-        inDialog: (req, tx) => this.calls!.inDialog(req, tx),
-        ack: (ack, source) => this.calls?.ack(ack, source),
-        cancel: (invite) => this.calls?.cancel(invite),
-        strayResponse: (res, source) => this.calls?.strayResponse(res, source),
-      },
-      messages: { maxBytes: () => this.config.messages.maxBytes, message: (req, tx, from) => this.messages!.receive(req, tx, from) },
+      // The call layer and the MESSAGE relay are created once the stack exists; requests cannot arrive before.
+      calls: () => this.calls,
+      messages: () => this.messages,
+      maxMessageBytes: () => this.config.messages.maxBytes,
     });
     stack = new SipStack(
       { clock: deps.clock, random: deps.random, logger: deps.logger.child('sip'), transport: transports },
@@ -401,56 +392,31 @@ export class Gateway {
     };
   }
 
-  /** What the CLI can ask of the running gateway (control socket). */
-  private controlCommands() {
-    const device = (): DeviceEndpoint => this.device!;
-    return {
-      call: (number: string): Promise<ControlReply> => device().dial(number),
-      answer: (): ControlReply => device().answer(),
-      hangup: (): ControlReply => device().hangup(),
-      dtmf: (digits: string): ControlReply => device().sendDigits(digits),
-      reload: (): Promise<ControlReply> => this.reload(),
-      peers: (): ControlReply => ({ ok: true, discovery: this.lan?.discovery.status() ?? { enabled: false }, peers: this.lan?.peers.list() ?? [] }),
-      status: (): ControlReply => {
-        const d = device().status();
-        if (!d.ok) return d;
-        return {
-          ...d,
-          ...(this.phone ? { board: this.phone.profile.name, phone: this.phone.state() } : {}),
-          calls: this.callStatus().map((c) => `${c.from}->${c.to}:${c.state}`).join(' '),
-          registrations: this.registrationStatus().map((r) => `${r.trunk}:${r.state}`).join(' '),
-          messages: this.inbox.list(),
-          report: this.statusReport(d),
-        };
-      },
-    };
-  }
-
-  /** `hookswitch status`: what every part of the gateway says now (see status-report.ts); `device` is the endpoint's status reply. */
-  private statusReport(device: Record<string, unknown>): StatusReport {
-    const discovery = this.lan?.discovery.status();
-    const inputs = gatewayStatusInputs({
-      config: this.config,
-      startedAt: this.startedAt,
-      ...(discovery ? { discovery } : {}),
-      listening: this.endpoints(),
-      localAddresses: systemInterfaces().filter((i) => !i.internal).map((i) => i.address),
-      stun: this.trunkRegistrations?.stunStatus() ?? {},
-      trunks: this.trunks.map((t) => t.config),
-      registrations: this.registrationStatus(),
-      bindings: this.store?.snapshot() ?? [],
-      calls: this.callStatus(),
-      device,
-      ...(this.phone ? { phone: this.phone } : {}),
-      ...(this.lan ? { peers: this.lan.peers.list() } : {}),
-    });
-    return statusReport(inputs, this.deps.clock.wallNow());
-  }
-
   /** Re-reads the configuration and applies what can change without dropping calls (SIGHUP, `hookswitch reload`). */
   async reload(): Promise<ControlReply> {
     if (!this.reloader || this.stopping) return { ok: false, error: 'the gateway is not running' };
     return this.reloader.reload();
+  }
+
+  /** What the CLI can ask of the running gateway (control socket; see control-wiring.ts). */
+  private controlCommands(): ControlCommands {
+    return controlCommands({
+      config: this.config,
+      clock: this.deps.clock,
+      startedAt: () => this.startedAt,
+      device: () => this.device!,
+      phone: () => this.phone,
+      lan: () => this.lan,
+      calls: () => this.callStatus(),
+      registrations: () => this.registrationStatus(),
+      endpoints: () => this.endpoints(),
+      stun: () => this.trunkRegistrations?.stunStatus() ?? {},
+      trunks: () => this.trunks.map((t) => t.config),
+      bindings: () => this.store?.snapshot() ?? [],
+      subscriptions: () => this.presence?.subscriptions() ?? [],
+      inbox: this.inbox,
+      reload: () => this.reload(),
+    });
   }
 
   /** The relayed media of calls, offering `codecs` (`media.codecs`) in that order. */

@@ -8,6 +8,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import type { CallSummary } from '../calls/b2bua.ts';
 import type { Config } from '../config/config.ts';
 import type { DiscoveryStatus } from '../discovery/mdns-discovery.ts';
+import type { SubscriptionSummary } from '../presence/subscription.ts';
 import type { Binding } from '../registrar/binding-store.ts';
 import type { Endpoint } from '../sip/transport/transport.ts';
 import type { RegistrationStatus } from '../sip/ua/registration-options.ts';
@@ -34,6 +35,8 @@ export interface GatewayParts {
   device: Record<string, unknown>;
   phone?: Phone;
   peers?: { name: string; isHookswitch: boolean }[];
+  /** The presence subscriptions in force. */
+  subscriptions?: SubscriptionSummary[];
 }
 
 /** The {@link StatusInputs} for `statusReport` from the gateway's parts. */
@@ -65,6 +68,7 @@ export function gatewayStatusInputs(p: GatewayParts): StatusInputs {
     device: deviceInput,
     ...(p.phone ? { phone: { board: p.phone.profile.name, mode: p.phone.profile.mode, state: p.phone.state(), relayOn: p.phone.relayOn() } } : {}),
     ...(p.peers ? { peers: p.peers } : {}),
+    ...(p.subscriptions ? { subscriptions: p.subscriptions } : {}),
     ...(discovery ? { discovery: { name: discovery.name, ...(discovery.error ? { error: discovery.error } : {}) } } : {}),
   };
 }

@@ -1,12 +1,13 @@
 /**
  * `hookswitch status`, in the spirit of FreeSWITCH's `sofia status`: what the gateway listens on,
- * its addresses, each trunk's registration, the registered phones, the calls with their media,
- * the device and the LAN peers, as one typed {@link StatusReport}. Pure: the composition root
+ * its addresses, each trunk's registration, the registered phones, the presence subscriptions,
+ * the calls with their media, the device and the LAN peers, as one typed {@link StatusReport}. Pure: the composition root
  * hands in what its parts say ({@link StatusInputs}) and the wall-clock `now`; the CLI renders
  * the report (`src/cli/status-format.ts`) or prints it as JSON.
  */
 import type { CallLegSummary, CallSummary } from '../calls/b2bua.ts';
 import type { LegMediaStats } from '../calls/types.ts';
+import type { SubscriptionSummary } from '../presence/subscription.ts';
 import type { Binding } from '../registrar/binding-store.ts';
 import type { Endpoint } from '../sip/transport/transport.ts';
 import { formatHostPort } from '../sip/transport/transport.ts';
@@ -70,6 +71,8 @@ export interface StatusInputs {
   peers?: readonly { name: string; isHookswitch: boolean }[];
   /** The DNS-SD instance name the box advertises, and the last mDNS error. */
   discovery?: { name: string; error?: string };
+  /** The presence subscriptions (RFC 6665) in force; none when absent. */
+  subscriptions?: readonly SubscriptionSummary[];
 }
 
 /** A trunk's line in the report. `state` is `off` for a trunk that is not registered with. */
@@ -98,6 +101,18 @@ export interface ExtensionStatus {
   expiresIn: number;
   /** Where the REGISTER came from, e.g. `udp 192.0.2.7:5060`. */
   source?: string;
+}
+
+/** A presence subscription (RFC 6665): who watches which extension, for which event package. */
+export interface SubscriptionStatus {
+  /** The subscribing user (its authenticated user name). */
+  subscriber: string;
+  /** The watched extension. */
+  resource: string;
+  /** `dialog` (RFC 4235) or `presence` (RFC 3856). */
+  event: string;
+  /** Seconds until the subscription expires unless refreshed. */
+  expiresIn: number;
 }
 
 /** One call; durations in whole seconds. */
@@ -139,6 +154,8 @@ export interface StatusReport {
   addresses: { local: string[]; public?: string; publicSource?: 'config' | 'stun'; stunServer?: string; stunError?: string };
   trunks: TrunkStatus[];
   extensions: ExtensionStatus[];
+  /** Sorted by resource, then event and subscriber. */
+  subscriptions: SubscriptionStatus[];
   calls: CallStatus[];
   device?: DeviceStatus;
   peers: { discovery: boolean; name?: string; error?: string; count: number; names: string[] };
@@ -159,6 +176,7 @@ export function statusReport(inputs: StatusInputs, now: number): StatusReport {
     addresses: addresses(inputs),
     trunks: inputs.trunks.map((t) => trunkStatus(t, inputs.registrations.find((r) => r.trunk === t.name), now)),
     extensions: inputs.bindings.map((b) => extensionStatus(b, now)).sort((x, y) => x.extension.localeCompare(y.extension, 'en', { numeric: true })),
+    subscriptions: (inputs.subscriptions ?? []).map(subscriptionStatus).sort(bySubscription),
     calls: inputs.calls.map((c) => ({ id: c.id, from: c.from, to: c.to, state: c.state, duration: seconds(now - c.startedAt), legs: c.legs.map(roundLeg) })),
     peers: {
       discovery: inputs.peers !== undefined,
@@ -207,6 +225,15 @@ function extensionStatus(b: Binding, now: number): ExtensionStatus {
   if (b.userAgent !== undefined) out.userAgent = b.userAgent;
   if (b.source) out.source = `${b.source.transport} ${formatHostPort(b.source.address, b.source.port)}`;
   return out;
+}
+
+function subscriptionStatus(s: SubscriptionSummary): SubscriptionStatus {
+  return { subscriber: s.subscriber, resource: s.resource, event: s.event, expiresIn: s.expiresIn };
+}
+
+function bySubscription(x: SubscriptionStatus, y: SubscriptionStatus): number {
+  const order = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+  return order(x.resource, y.resource) || order(x.event, y.event) || order(x.subscriber, y.subscriber);
 }
 
 /** Figures to the precision a person reads: loss in 0.1 %, jitter and RTT in 0.1 ms. */

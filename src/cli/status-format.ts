@@ -126,6 +126,16 @@ export function formatStatus(report: StatusReport, options: StatusFormatOptions 
       ),
     );
 
+  out.push('', heading(`Subscriptions (${report.subscriptions.length})`));
+  if (report.subscriptions.length === 0) out.push('  (no presence subscriptions)');
+  else
+    out.push(
+      ...table(
+        [{ title: 'SUBSCRIBER', shrink: 1 }, { title: 'RESOURCE', shrink: 2 }, { title: 'EVENT' }, { title: 'EXPIRES', right: true }],
+        report.subscriptions.map((s) => [s.subscriber, s.resource, s.event, formatDuration(s.expiresIn)]),
+      ),
+    );
+
   out.push('', heading(`Calls (${report.calls.length})`));
   if (report.calls.length === 0) out.push('  (no calls)');
   for (const call of report.calls) out.push(...callLines(call, table, paint));

@@ -3,7 +3,8 @@
  * RTP relay; when the legs end up with different codecs (the gateway offers the codecs it can
  * transcode to after the caller's own, see `transcode-plan.ts`) the relay transcodes. Leg 'a' is the caller, leg 'b' the callee; either may offer
  * (initial INVITE, re-INVITE, UPDATE). The gateway is the SDP author on both legs: its c= and
- * m= port are its own address and relay port facing that leg, and each leg has its own o= line.
+ * m= port are its own address and relay port facing that leg, and each leg has its own o= line
+ * (what the gateway wrote on each leg, and its payload numbers, are kept in `leg-sdp.ts`).
  */
 import type { LegName, MediaRelay, RelayPeer, RtpRelayFactory } from './rtp-relay.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -11,10 +12,9 @@ import type { Random } from '../runtime/random.ts';
 import type { AudioCodec } from './codec/codec.ts';
 import type { ResamplerFactory } from './resample/types.ts';
 import { RelayRouting, TRANSCODE_PTIME, type Transcoding } from './relay/relay-routing.ts';
-import { chooseMedia, codecFor, DYNAMIC_PAYLOAD_TYPES, formatsToOffer } from './transcode-plan.ts';
+import { chooseMedia, codecFor, formatsToOffer } from './transcode-plan.ts';
 import type { CodecCatalog, TranscodingSupport } from './transcode-plan.ts';
 import {
-  buildSdp,
   codecKey,
   intersection,
   isSupportedCodec,
@@ -25,10 +25,10 @@ import {
   parseSdp,
   SdpError,
 } from './sdp.ts';
-import type { Codec, Direction, MediaLine, ParsedSdp, SdpOrigin } from './sdp.ts';
+import type { Codec, Direction, ParsedSdp } from './sdp.ts';
 import type { LegMediaStats } from '../calls/types.ts';
 import { SessionSrtp, type PendingSrtp, type SdpSrtp } from './session-srtp.ts';
-import { rtpProfile } from './srtp-negotiation.ts';
+import { adoptNumbers, newLegState, numberFor, renderLeg, type LegState } from './leg-sdp.ts';
 import type { LegPeer, LegSecurity } from './srtp-policy.ts';
 
 export type SdpResult = { ok: true; sdp: string } | { ok: false; status: 488 | 400; reason: string };
@@ -83,34 +83,10 @@ export interface MediaSessionFactory {
   create(): Promise<MediaSession>;
 }
 
-/** Per-leg state: what the gateway last said on the leg, and what the peer on it last said. */
-interface LegState {
-  localAddress?: string;
-  origin?: SdpOrigin;
-  /** The gateway's last description on this leg without its o= version (RFC 3264 §8 comparison). */
-  lastContent?: string;
-  lastSdp?: string;
-  /** m-lines of the gateway's last description on this leg (RFC 3264 §8: later ones keep them). */
-  media: MediaLine[];
-  audioIndex: number;
-  protocol: string;
-  /** Payload numbers the gateway uses on this leg, by codec identity (RFC 3264 §8.3.2). */
-  gatewayPts: Map<string, number>;
-  /** Every number the gateway ever wrote on this leg and the codec it meant (RFC 3264 §8.3.2). */
-  ptMeaning: Map<number, string>;
-  /** Negotiated formats in the peer's numbering (what it declared it receives). */
-  peer: Codec[];
-  peerDirection: Direction;
-  peerPtime?: number;
-}
-
 type Pending =
   | { kind: 'relay'; from: LegName; offer: ParsedSdp; sent: Codec[]; srtp: PendingSrtp }
   | { kind: 'reoffer'; from: LegName; sent: Codec[]; srtp: PendingSrtp };
 
-/** A description without its o= line: what RFC 3264 §8 compares to decide on a new version. */
-const withoutOrigin = (sdp: string): string => sdp.replace(/^o=.*\r\n/m, '');
-const DYNAMIC = DYNAMIC_PAYLOAD_TYPES;
 const other = (leg: LegName): LegName => (leg === 'a' ? 'b' : 'a');
 const fail = (status: 400 | 488, reason: string): SdpResult => ({ ok: false, status, reason });
 
@@ -144,7 +120,7 @@ export interface MediaSessionOptions {
 
 /** A {@link MediaSession} over one {@link MediaRelay}: relaying, or transcoding when the legs share no codec. */
 export class RelayedMediaSession implements MediaSession {
-  private readonly legs: Record<LegName, LegState> = { a: this.newLeg(), b: this.newLeg() };
+  private readonly legs: Record<LegName, LegState> = { a: newLegState(), b: newLegState() };
   private pending: Pending | undefined;
   /** The last answered offer and the leg that answered it. */
   private answered: { pending: Pending; by: LegName } | undefined;
@@ -204,7 +180,7 @@ export class RelayedMediaSession implements MediaSession {
     const srtp = this.srtp.exchange(from, offer.audio);
     if (!srtp.ok) return srtp;
     this.setRemote(from, offer);
-    const sent = this.numberFor(to, this.toOffer(codecs, events, offer));
+    const sent = numberFor(this.legs[to], this.toOffer(codecs, events, offer));
     const body = this.render(to, undefined, sent, offer.audio.direction, offer.audio.ptime, srtp.offer);
     this.pending = { kind: 'relay', from, offer, sent, srtp };
     this.answered = undefined;
@@ -257,7 +233,7 @@ export class RelayedMediaSession implements MediaSession {
       state.peer = back;
       state.peerDirection = pending.offer.audio.direction;
       state.peerPtime = pending.offer.audio.ptime;
-      this.adoptNumbers(offerer, back);
+      adoptNumbers(this.legs[offerer], back);
       const body = this.render(offerer, pending.offer, back, answer.audio.direction, TRANSCODE_PTIME, pending.srtp.answer);
       this.updatePayloadMaps();
       return { ok: true, sdp: body };
@@ -279,7 +255,7 @@ export class RelayedMediaSession implements MediaSession {
     state.peer = intersection(answered, offered);
     state.peerDirection = pending.offer.audio.direction;
     state.peerPtime = pending.offer.audio.ptime;
-    this.adoptNumbers(offerer, back);
+    adoptNumbers(this.legs[offerer], back);
     // The answer states the answerer's direction: it already reads from the answering side.
     const body = this.render(offerer, pending.offer, back, answer.audio.direction, answer.audio.ptime, pending.srtp.answer);
     this.updatePayloadMaps();
@@ -312,7 +288,7 @@ export class RelayedMediaSession implements MediaSession {
     state.peerDirection = offer.audio.direction;
     state.peerPtime = offer.audio.ptime;
     this.negotiated = chosen.map(codecKey);
-    this.adoptNumbers(from, chosen);
+    adoptNumbers(this.legs[from], chosen);
     return { ok: true, sdp: this.render(from, offer, chosen, mirrorDirection(offer.audio.direction), offer.audio.ptime, srtp.answer) };
   }
 
@@ -321,7 +297,7 @@ export class RelayedMediaSession implements MediaSession {
     const pending = this.pending;
     if (pending?.kind === 'relay' && pending.from === from) {
       const { codecs, events } = relayable(pending.offer, this.options.support);
-      const sent = this.numberFor(to, this.toOffer(codecs, events, pending.offer));
+      const sent = numberFor(this.legs[to], this.toOffer(codecs, events, pending.offer));
       pending.sent = sent;
       pending.srtp.offer = this.srtp.offerTo(to);
       return this.render(to, undefined, sent, pending.offer.audio.direction, pending.offer.audio.ptime, pending.srtp.offer);
@@ -334,7 +310,7 @@ export class RelayedMediaSession implements MediaSession {
       const events = current.filter(isTelephoneEvent);
       current = [...formatsToOffer(current.filter((c) => !isTelephoneEvent(c)), events.map((c) => c.pt), this.options.support), ...events];
     }
-    const sent = this.numberFor(to, current);
+    const sent = numberFor(this.legs[to], current);
     const srtp: PendingSrtp = { offer: this.srtp.offerTo(to) };
     // The gateway presents the other leg's media: its direction and packetisation.
     const body = this.render(to, undefined, sent, source.peerDirection, source.peerPtime, srtp.offer);
@@ -359,10 +335,6 @@ export class RelayedMediaSession implements MediaSession {
     return [...formatsToOffer(codecs, taken, this.options.support), ...events];
   }
 
-  private newLeg(): LegState {
-    return { media: [], audioIndex: 0, protocol: 'RTP/AVP', gatewayPts: new Map(), ptMeaning: new Map(), peer: [], peerDirection: 'sendrecv' };
-  }
-
   /** Points the relay at the peer's media, unless it said "send nothing" (c=0.0.0.0). */
   private setRemote(leg: LegName, sdp: ParsedSdp): void {
     const { address, port, rtcpPort } = sdp.audio;
@@ -372,85 +344,9 @@ export class RelayedMediaSession implements MediaSession {
     this.relay.setRemote(leg, peer);
   }
 
-  /**
-   * The gateway's payload numbers on `leg` for `codecs`. RFC 3264 §8.3.2: a number keeps its
-   * meaning for the whole session, so a codec the gateway already numbered on this leg keeps its
-   * number; a new one keeps the source's number when free there, else takes a free dynamic one.
-   */
-  private numberFor(leg: LegName, codecs: readonly Codec[]): Codec[] {
-    const state = this.legs[leg];
-    const meaning = new Map(state.ptMeaning);
-    const out: Codec[] = [];
-    for (const c of codecs) {
-      const key = codecKey(c);
-      const free = (pt: number): boolean => (meaning.get(pt) ?? key) === key;
-      let pt = state.gatewayPts.get(key);
-      if (pt === undefined || out.some((o) => o.pt === pt)) {
-        pt = free(c.pt) ? c.pt : DYNAMIC.find((n) => !meaning.has(n));
-        if (pt === undefined) continue;
-      }
-      meaning.set(pt, key);
-      out.push({ ...c, pt });
-    }
-    return out;
-  }
-
-  /** Records numbers the gateway uses on `leg` (an answer reuses the offerer's, RFC 3264 §6.1). */
-  private adoptNumbers(leg: LegName, codecs: readonly Codec[]): void {
-    const pts = this.legs[leg].gatewayPts;
-    for (const c of codecs) {
-      for (const [key, pt] of pts) if (pt === c.pt) pts.delete(key);
-      pts.set(codecKey(c), c.pt);
-    }
-  }
-
-  /**
-   * Writes the gateway's description on `leg`: an answer mirroring `offer`'s m-lines, or (no
-   * offer) an offer keeping the m-lines of the gateway's previous description on the leg.
-   */
+  /** Writes the gateway's description on `leg` (`leg-sdp.ts`): an answer to `offer`, or (none) an offer. */
   private render(leg: LegName, offer: ParsedSdp | undefined, codecs: readonly Codec[], direction: Direction, ptime?: number, srtp?: SdpSrtp): string {
-    const state = this.legs[leg];
-    const address = state.localAddress;
-    if (address === undefined) throw new Error(`no local address set for leg ${leg}`);
-    if (offer !== undefined) {
-      // RFC 3264 §6: "The answer MUST contain exactly the same number of "m=" lines as the offer."
-      state.media = offer.media;
-      state.audioIndex = offer.audioIndex;
-      state.protocol = offer.audio.protocol;
-    } else if (state.media.length === 0) {
-      state.media = [{ type: 'audio', port: 0, protocol: 'RTP/AVP', formats: '' }];
-      state.audioIndex = 0;
-    }
-    for (const c of codecs) {
-      state.gatewayPts.set(codecKey(c), c.pt);
-      state.ptMeaning.set(c.pt, codecKey(c));
-    }
-    const port = this.relay.localPort(leg);
-    // RFC 3264 §6: an answer keeps the offer's profile; an offer takes the one the leg's policy asks for.
-    const plan = srtp === undefined || 'crypto' in srtp ? srtp : { crypto: [], secureProfile: false };
-    const protocol = offer !== undefined || plan?.secureProfile === undefined ? state.protocol : rtpProfile(state.protocol, plan.secureProfile);
-    const crypto = plan?.crypto ?? [];
-    const audio = { port, protocol, codecs, direction, rtcpPort: port + 1, ...(ptime === undefined ? {} : { ptime }), ...(crypto.length > 0 ? { crypto } : {}) };
-    const spec = { address, media: state.media, audioIndex: state.audioIndex, audio };
-    if (state.origin === undefined) {
-      state.origin = { username: this.username, sessionId: this.newSessionId(), version: 1, address };
-    }
-    let sdp = buildSdp({ ...spec, origin: state.origin });
-    const content = withoutOrigin(sdp);
-    if (state.lastContent !== undefined && content !== state.lastContent) {
-      // RFC 3264 §8: "the version in the origin field MUST increment by one from the previous SDP.
-      // If the version in the origin line does not increment, the SDP MUST be identical".
-      state.origin = { ...state.origin, version: state.origin.version + 1 };
-      sdp = buildSdp({ ...spec, origin: state.origin });
-    }
-    state.lastContent = content;
-    state.lastSdp = sdp;
-    return state.lastSdp;
-  }
-
-  /** RFC 4566 §5.2: a numeric session id; 48 random bits keep it a safe integer. */
-  private newSessionId(): string {
-    return String(this.random.bytes(6).readUIntBE(0, 6));
+    return renderLeg(leg, this.legs[leg], { offer, codecs, direction, ptime, srtp }, { relay: this.relay, username: this.username, random: this.random });
   }
 
   /** Programs the relay for what was negotiated: payload maps, or transcoders (`relay-routing.ts`). */

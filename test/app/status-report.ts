@@ -201,3 +201,25 @@ t.test('the report survives JSON (the control socket carries it as JSON)', async
   const r = statusReport({ ...base, device: { extension: '100', state: 'idle' } }, NOW);
   t.same(JSON.parse(JSON.stringify(r)), r);
 });
+
+t.test('presence subscriptions: who watches which extension, sorted by resource, event and subscriber', async (t) => {
+  t.same(statusReport(base, NOW).subscriptions, [], 'none given: an empty list');
+  const summary = (subscriber: string, resource: string, event: 'dialog' | 'presence', expiresIn: number) => ({ subscriber, resource, event, expiresIn, notifications: 3 });
+  const r = statusReport(
+    {
+      ...base,
+      subscriptions: [summary('101', '110', 'dialog', 600), summary('102', '20', 'presence', 30), summary('101', '20', 'presence', 1), summary('103', '20', 'dialog', 0)],
+    },
+    NOW,
+  );
+  t.same(
+    r.subscriptions,
+    [
+      { subscriber: '103', resource: '20', event: 'dialog', expiresIn: 0 },
+      { subscriber: '101', resource: '20', event: 'presence', expiresIn: 1 },
+      { subscriber: '102', resource: '20', event: 'presence', expiresIn: 30 },
+      { subscriber: '101', resource: '110', event: 'dialog', expiresIn: 600 },
+    ],
+    'numeric order of extensions (20 before 110); the NOTIFY count is not shown',
+  );
+});

@@ -26,6 +26,10 @@ const report: StatusReport = {
     },
     { extension: '102', aor: 'sip:102@home.test', contact: 'sip:102@192.168.1.31:5062', expiresIn: 59 },
   ],
+  subscriptions: [
+    { subscriber: '102', resource: '100', event: 'dialog', expiresIn: 3540 },
+    { subscriber: '101', resource: '102', event: 'presence', expiresIn: 45 },
+  ],
   calls: [
     {
       id: 'k1',
@@ -68,6 +72,11 @@ t.test('the sections of a busy gateway, aligned, long cells cut to fit 100 colum
       '  EXT  CONTACT                                           USER AGENT        EXPIRES  FROM',
       '  101  sip:101-0x55aa10@192.168.1.30:5060;transport=ud…  Grandstream HT8…   4m 47s  udp 192.168.1.3…',
       '  102  sip:102@192.168.1.31:5062                         -                     59s  -',
+      '',
+      'Subscriptions (2)',
+      '  SUBSCRIBER  RESOURCE  EVENT     EXPIRES',
+      '  102         100       dialog    59m 00s',
+      '  101         102       presence      45s',
       '',
       'Calls (1)',
       '  k1  101 -> 0301234  connected  2m 05s',
@@ -118,6 +127,7 @@ t.test('an idle gateway says so in each section', async (t) => {
     addresses: { local: [], stunServer: 'stun.test:3478', stunError: 'timed out' },
     trunks: [{ name: 'spare', server: 'udp 192.0.2.1:5060', username: 'x', state: 'off' }],
     extensions: [],
+    subscriptions: [],
     calls: [],
     peers: { discovery: false, count: 0, names: [] },
   });
@@ -139,6 +149,9 @@ t.test('an idle gateway says so in each section', async (t) => {
       '',
       'Extensions (0 registered)',
       '  (no phone registered)',
+      '',
+      'Subscriptions (0)',
+      '  (no presence subscriptions)',
       '',
       'Calls (0)',
       '  (no calls)',
