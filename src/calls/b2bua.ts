@@ -13,7 +13,7 @@ import { parseUri } from '../sip/message/uri.ts';
 import type { Destination, ServerTransaction } from '../sip/transaction/types.ts';
 import type { CallHandler } from '../sip/ua/uas-core.ts';
 import { formatEndpoint } from '../sip/transport/transport.ts';
-import type { Binding } from '../registrar/binding-store.ts';
+import { bindingFlow } from './binding-flow.ts';
 import type { Route } from './dialplan.ts';
 import { Call, type CallEnv, type CallState, type ForkSpec, type Party } from './call.ts';
 import { ClientLeg } from './client-leg.ts';
@@ -72,15 +72,6 @@ function quoted(display: string): string {
 /** A dialled number as a URI user part (RFC 3261 §25.1: `#` is not allowed unescaped). */
 function uriUser(number: string): string {
   return number.replace(/[^0-9A-Za-z*+\-_.!~'()&=$,;?/]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-
-function isIpLiteral(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith('[');
-}
-
-function transportOf(name: string | undefined): 'udp' | 'tcp' | 'tls' | undefined {
-  const t = (name ?? 'udp').toLowerCase();
-  return t === 'udp' || t === 'tcp' || t === 'tls' ? t : undefined;
 }
 
 export class B2bua implements CallHandler {
@@ -415,7 +406,7 @@ export class B2bua implements CallHandler {
     const live = this.opts.registrar.lookup(extension).filter((b) => this.opts.reachable?.(b.contact) !== false);
     const specs: ForkSpec[] = [];
     for (const binding of live) {
-      const flow = this.flowOf(binding);
+      const flow = bindingFlow(binding);
       if (!flow) continue;
       specs.push({
         flow,
@@ -433,22 +424,6 @@ export class B2bua implements CallHandler {
     }
     if (specs.length === 0) return { status: 480, reason: 'Temporarily Unavailable (not registered)' };
     return specs;
-  }
-
-  /** Where a binding is reached: the NAT path its REGISTER came from, else its contact (an IP). */
-  private flowOf(binding: Binding): Destination | undefined {
-    if (binding.source) {
-      const transport = transportOf(binding.source.transport);
-      if (transport) return { transport, address: binding.source.address, port: binding.source.port };
-    }
-    try {
-      const uri = parseUri(binding.contact);
-      const transport = transportOf(uri.params.get('transport') ?? (uri.scheme === 'sips' ? 'tls' : 'udp'));
-      if (!transport || !isIpLiteral(uri.host)) return undefined;
-      return { transport, address: uri.host.replace(/^\[|\]$/g, ''), port: uri.port ?? (transport === 'tls' ? 5061 : 5060) };
-    } catch {
-      return undefined;
-    }
   }
 
   private trunkFork(name: string, number: string, maxForwards: number): ForkSpec[] | Refusal {

@@ -12,6 +12,7 @@ import t from 'tap';
 import pkg from '../../package.json' with { type: 'json' };
 import { REPO_ROOT, findExecutable, freePort, startGateway } from '../helpers/gateway-process.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
+import { makeTestCertificate } from '../helpers/tls-cert.ts';
 
 const CLI = ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts')];
 
@@ -154,17 +155,10 @@ t.test('the bundle runs with no node_modules beside it', async (t) => {
 });
 
 t.test('TLS with the certificate and key named in the config', async (t) => {
-  const { execFileSync } = await import('node:child_process');
   const { connect } = await import('node:tls');
   const dir = mkdtempSync(join(tmpdir(), 'hookswitch-tls-cfg-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
-    { stdio: 'ignore' },
-  );
+  makeTestCertificate(dir);
   const tlsPort = await freePort();
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ sip: { tls: { port: tlsPort, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } } }));

@@ -9,7 +9,7 @@
  * - baresip registered over UDP offering SRTP: refused with 488 and one `srtp refused` line (the
  *   keys would travel over plain signalling).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +20,7 @@ import { logLines } from '../helpers/logfmt.ts';
 import { scratch } from '../helpers/scratch.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
 import { sleep, until } from '../helpers/wait.ts';
+import { makeTestCertificate } from '../helpers/tls-cert.ts';
 
 if (!findExecutable('baresip')) throw new Error('baresip is not installed: run scripts/ci-deps.sh');
 if (!findExecutable('openssl')) throw new Error('openssl is not installed');
@@ -35,13 +36,7 @@ const TLS_EXT = '401';
 const UDP_EXT = '402';
 
 const { dir: work, defer } = scratch('device-srtp');
-execFileSync(
-  'openssl',
-  ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem')],
-  { stdio: 'ignore' },
-);
+makeTestCertificate(work);
 const tlsPort = await freePort();
 const password = (ext: string) => `phone-${ext}-secret`;
 const stateDir = join(work, 'state');

@@ -13,7 +13,6 @@
  *   first (it must not move the latch), the tone, one packet with a flipped bit and one replayed
  *   packet. The callee hears the tone; the relay counts 2 authentication failures and 1 replay.
  */
-import { execFileSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +24,7 @@ import { scratch } from '../helpers/scratch.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { sleep, until } from '../helpers/wait.ts';
 import { dominantFrequency, readWav, steadyPart, writeToneWav } from '../helpers/wav.ts';
+import { makeTestCertificate } from '../helpers/tls-cert.ts';
 import { ulawEncode } from '../../src/media/codec/g711.ts';
 import { formatSdesCrypto, generateSdesCrypto } from '../../src/media/srtp/sdes.ts';
 import { SrtpSession } from '../../src/media/srtp/srtp-session.ts';
@@ -47,13 +47,7 @@ const UDP_SDES = '404';
 const SIPP_CALLER = '405';
 const password = (ext: string) => `phone-${ext}-secret`;
 
-execFileSync(
-  'openssl',
-  ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem')],
-  { stdio: 'ignore' },
-);
+makeTestCertificate(work);
 const tlsPort = await freePort();
 const configPath = join(work, 'hookswitch.json');
 const config = (srtpOverPlainSignalling: boolean) => ({
