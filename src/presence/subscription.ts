@@ -235,8 +235,15 @@ export class Subscription {
     this.throttleTimer = undefined;
   }
 
+  /**
+   * Whole seconds left, rounded down (after rounding to whole milliseconds, so the NOTIFY that
+   * follows a 200 in the same tick repeats its Expires). RFC 6665 §4.2.2: the `expires`
+   * parameter "indicates the time remaining on the subscription", and subscribers schedule the
+   * refresh from it (libre, under baresip 1.0.0, at 90 % of the value): rounding up would place
+   * that refresh up to a second after the subscription already ended.
+   */
   private remainingSeconds(): number {
-    return Math.max(0, Math.ceil((this.expiresAt - this.opts.clock.now()) / 1000));
+    return Math.max(0, Math.floor(Math.round(this.expiresAt - this.opts.clock.now()) / 1000));
   }
 
   private build(state?: SubscriptionStateValue): Notification {

@@ -20,6 +20,11 @@
  *   implemented" even when an MD5 challenge is also present: the gateway must offer MD5 only
  *   (`sip.authAlgorithms: ["MD5"]`) to baresip 1.0.0.
  * - `answermode=auto`, `audio_codecs=...`, `auth_pass=...`, `regint=...` are account parameters.
+ * - The presence module's subscriber takes the first UA one second after the module loads and,
+ *   finding none, retries only after 30 s ("presence: no UA found"): it is loaded with `insmod`
+ *   after `uanew`, not from the config file. `contacts` then prints each contact's status
+ *   (`Unknown`, `Online`, `Offline`, `Busy`, in ANSI colours); baresip raises no ctrl_tcp event
+ *   for a change, it logs `<uri> changed status from X to Y`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,6 +75,11 @@ export interface BaresipOptions {
    * sends a MESSAGE to the current contact: the first one, then `contact_next`/`contact_prev`.
    */
   contacts?: string[];
+  /**
+   * Load the presence module (`insmod presence.so`) once the account exists: it subscribes
+   * (RFC 3856) to each contact marked `;presence=p2p` and shows the result in `contacts`.
+   */
+  presence?: boolean;
 }
 
 /** One ctrl_tcp event: `type` such as REGISTER_OK, CALL_INCOMING, CALL_ESTABLISHED, CALL_CLOSED. */
@@ -370,6 +380,13 @@ async function startBaresipOnce(opts: BaresipOptions): Promise<Baresip> {
   if (!added.ok) {
     child.kill('SIGKILL');
     throw new Error(`baresip ${opts.name}: uanew failed: ${added.data}\n${output}`);
+  }
+  if (opts.presence) {
+    const loaded = await command('insmod', 'presence.so');
+    if (!loaded.ok) {
+      child.kill('SIGKILL');
+      throw new Error(`baresip ${opts.name}: insmod presence.so failed: ${loaded.data}\n${output}`);
+    }
   }
 
   const listRecordings = () => {

@@ -205,6 +205,29 @@ t.test('expiry, refresh and unsubscribe (RFC 6665 §4.2.1.4)', async (t) => {
     t.same(sent.map((n) => n.subscriptionState), ['terminated;reason=timeout'], 'ends at the refreshed expiry');
   });
 
+  await t.test('the expires parameter never overstates the time left (RFC 6665 §4.2.2)', async (t) => {
+    // A subscriber refreshes at a fraction of the stated value (libre: 90 %); rounding up put
+    // baresip 1.0.0's refresh at 16.7 s for a subscription that ended at 16.5 s.
+    const GRANTED = 8;
+    const cases: [name: string, elapsedMs: number, stated: number][] = [
+      ['the NOTIFY right after the 200 repeats its Expires', 0, 8],
+      ['a fraction of a millisecond later, still the granted value', 0.0004, 8],
+      ['1 ms later, 7.999 s left: 7', 1, 7],
+      ['7.009 s left (as seen with baresip): 7, not 8', 991, 7],
+      ['exactly 5 s left: 5', 3000, 5],
+      ['0.5 s left: 0', 7500, 0],
+    ];
+    for (const [name, elapsedMs, stated] of cases) {
+      const { sub, store, sent, clock } = setup({ minExpires: 1, minNotifyIntervalMs: { dialog: 0, presence: 0 } });
+      const r = ok(sub({ expires: GRANTED }));
+      clock.advance(elapsedMs);
+      store.dialogChanged('device', call('trying'));
+      const n = elapsedMs === 0 ? r.notification : sent.at(-1)!;
+      t.equal(n.subscriptionState, `active;expires=${stated}`, name);
+      t.ok(elapsedMs + 0.9 * stated * 1000 < GRANTED * 1000, `${name}: a refresh at 90 % of it comes before the end`);
+    }
+  });
+
   await t.test('a refresh folds a pending coalesced NOTIFY into its own', async (t) => {
     const { store, sent, clock } = setup();
     const req: SubscribeRequest = { dialogId: 'dx', inDialog: false, subscriber: '102', resource: 'device', event: 'dialog', expires: 600 };
