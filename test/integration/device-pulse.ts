@@ -365,7 +365,7 @@ t.test('aplay killed mid-call: the call goes on, one warning, the far end heard 
   t.match(lines[0] ?? '', /signal=SIGKILL/, 'and names the signal');
 
   const before = heardByDevice(established.at, killAt);
-  t.ok(before.frequency === PHONE_TONE && before.steady >= STEADY, `before the kill the sink played 440 Hz (steady ${(100 * before.steady).toFixed(1)} %)`);
+  t.ok(before.frequency === PHONE_TONE && before.steady >= STEADY, `before the kill the sink played 440 Hz (steady ${(100 * before.steady).toFixed(1)} %)`, { missingMs: before.missing });
   const b = ear.between(killAt - 100, hangAt);
   const tone = b.map((x) => carries(x.pcm, CARD_RATE, PHONE_TONE));
   let gapStart = tone.findIndex((on, i) => !on && b[i]!.at >= killAt - 20);

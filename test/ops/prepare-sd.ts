@@ -8,10 +8,15 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { setPriority } from 'node:os';
 import t from 'tap';
 import pkg from '../../package.json' with { type: 'json' };
 import { REPO_ROOT } from '../helpers/gateway-process.ts';
 import { scratch } from '../helpers/scratch.ts';
+
+// Heavy (package builds, debootstrap, dpkg) and not timing-sensitive: at the lowest CPU priority,
+// children included, so the real-time audio tests tap runs alongside keep their deadlines.
+setPriority(19);
 
 const work = scratch('prepare-sd');
 const SCRIPT = join(REPO_ROOT, 'scripts/prepare-sd.sh');
