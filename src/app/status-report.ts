@@ -236,7 +236,7 @@ function bySubscription(x: SubscriptionStatus, y: SubscriptionStatus): number {
   return order(x.resource, y.resource) || order(x.event, y.event) || order(x.subscriber, y.subscriber);
 }
 
-/** Figures to the precision a person reads: loss in 0.1 %, jitter and RTT in 0.1 ms. */
+/** Figures to the precision a person reads: loss in 0.1 %, jitter and RTT in 0.1 ms; SRTP suite and refusals as they are. */
 function roundLeg(leg: CallLegSummary): CallLegSummary {
   if (leg.media === undefined) return { ...leg };
   const m: LegMediaStats = { ...leg.media };
@@ -244,6 +244,7 @@ function roundLeg(leg: CallLegSummary): CallLegSummary {
   if (m.lossPercent !== undefined) m.lossPercent = tenth(m.lossPercent);
   if (m.jitterMs !== undefined) m.jitterMs = tenth(m.jitterMs);
   if (m.rttMs !== undefined) m.rttMs = tenth(m.rttMs);
+  if (m.srtp !== undefined) m.srtp = { ...m.srtp };
   return { ...leg, media: m };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The one line logged when a call ends (`call summary`): who called whom, where the call went,
- * why it ended, how long it rang and talked, and each slot's codec, packets, loss, jitter and
- * round trip. Pure: the call passes its facts and its media's figures; the same record goes to
+ * why it ended, how long it rang and talked, and each slot's codec, packets, loss, jitter,
+ * round trip and SRTP. Pure: the call passes its facts and its media's figures; the same record goes to
  * the {@link CallObserver} (the metrics).
  */
 import type { LogFields } from '../runtime/logger.ts';
@@ -45,7 +45,8 @@ export function callEndSummary(facts: CallEndFacts): CallEndSummary {
  * The `call summary` fields: `call from to target reason [status] answered seconds talkSeconds`,
  * then the headline media figures (`codec`: the slots' codecs, distinct, joined with `,`;
  * `lossPercent` and `jitterMs`: the worse slot), then per slot `aCodec aPacketsIn aPacketsOut
- * aLost aLossPercent aJitterMs aRttMs` (and `b...`), omitting what is unknown.
+ * aLost aLossPercent aJitterMs aRttMs` (and `b...`), and for an SRTP slot `aSrtp` (the suite)
+ * and `aSrtpDropped` (datagrams SRTP refused), omitting what is unknown.
  */
 export function callSummaryFields(facts: CallEndFacts): LogFields {
   const s = callEndSummary(facts);
@@ -81,6 +82,10 @@ export function callSummaryFields(facts: CallEndFacts): LogFields {
     fields[`${slot}LossPercent`] = m.lossPercent === undefined ? undefined : round(m.lossPercent, 2);
     fields[`${slot}JitterMs`] = m.jitterMs === undefined ? undefined : round(m.jitterMs, 1);
     fields[`${slot}RttMs`] = m.rttMs === undefined ? undefined : round(m.rttMs, 1);
+    if (m.srtp !== undefined) {
+      fields[`${slot}Srtp`] = m.srtp.suite;
+      fields[`${slot}SrtpDropped`] = m.srtp.authFailed + m.srtp.replayed + m.srtp.other;
+    }
   }
   for (const k of Object.keys(fields)) if (fields[k] === undefined) delete fields[k];
   return fields;

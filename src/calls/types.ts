@@ -60,6 +60,23 @@ export interface LegMediaStats {
   jitterMs?: number;
   /** Round-trip time in ms (RFC 3550 §6.4.1 LSR/DLSR). */
   rttMs?: number;
+  /** The slot's SRTP (RFC 3711) while it is keyed; absent for plain RTP. */
+  srtp?: LegSrtpStats;
+}
+
+/**
+ * A slot's SRTP as `status` and the metrics show it: the crypto suite and the datagrams SRTP
+ * refused on the slot (RTP and RTCP together), counted since the slot was first keyed.
+ */
+export interface LegSrtpStats {
+  /** The suite in use (RFC 4568 §6.2), e.g. `AES_CM_128_HMAC_SHA1_80`. */
+  suite: string;
+  /** Refused for a wrong authentication tag (RFC 3711 §3.3 step 5). */
+  authFailed: number;
+  /** Refused as replayed or older than the replay window (RFC 3711 §3.3.2). */
+  replayed: number;
+  /** Refused for any other reason: too short, malformed, unknown MKI, key exhausted, too many streams, or not protectable for sending. */
+  other: number;
 }
 
 /** A slot's party and signalling transports, for the media's SRTP policy (`src/media/srtp-policy.ts`). */

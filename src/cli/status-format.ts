@@ -57,14 +57,14 @@ function cut(text: string, width: number): string {
 
 /**
  * Aligned columns, two spaces apart, indented by `indent`. When wider than `width` the columns
- * that may shrink give way in their order, first down to 16 characters, then to 8 (never below
- * their heading).
+ * that may shrink give way in their order, first down to 16 characters, then to 8, then to
+ * their heading's width (never below it).
  */
 export function renderTable(columns: readonly Column[], rows: readonly string[][], opts: { indent: number; width: number; paint: Paint }): string[] {
   const widths = columns.map((c, i) => Math.max(c.title.length, ...rows.map((r) => (r[i] ?? '').length)));
   const total = (): number => opts.indent + widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
-  // First down to a readable 16 characters in the shrink order, then to 8 if still too wide.
-  for (const floor of [16, 8]) {
+  // First down to a readable 16 characters in the shrink order, then to 8, then to the heading.
+  for (const floor of [16, 8, 0]) {
     const least = (c: Column): number => Math.max(floor, c.title.length);
     while (total() > opts.width) {
       let next = -1;
@@ -180,6 +180,7 @@ function callLines(call: CallStatus, table: (columns: Column[], rows: string[][]
   const state = STATE_COLOURS[call.state] ? paint(call.state, STATE_COLOURS[call.state]!) : call.state;
   const head = `  ${call.id}  ${call.from} -> ${call.to}  ${state}  ${formatDuration(call.duration)}`;
   const rows = call.legs.map((leg) => legRow(leg));
+  const drops = call.legs.flatMap((leg) => srtpDropLine(leg) ?? []);
   return [
     head,
     ...table(
@@ -188,6 +189,7 @@ function callLines(call: CallStatus, table: (columns: Column[], rows: string[][]
         { title: 'PARTY', shrink: 2 },
         { title: 'PEER', shrink: 1 },
         { title: 'CODEC' },
+        { title: 'SEC' },
         { title: 'PKTS IN', right: true },
         { title: 'PKTS OUT', right: true },
         { title: 'LOSS', right: true },
@@ -197,23 +199,40 @@ function callLines(call: CallStatus, table: (columns: Column[], rows: string[][]
       rows,
       4,
     ),
+    ...drops,
   ];
 }
 
 function legRow(leg: CallLegSummary): string[] {
   const m = leg.media;
   const peer = leg.peer ?? 'device';
-  if (m === undefined) return [leg.slot, leg.party, peer, '-', '-', '-', '-', '-', '-'];
+  if (m === undefined) return [leg.slot, leg.party, peer, '-', '-', '-', '-', '-', '-', '-'];
   const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(1)} ms`);
   return [
     leg.slot,
     leg.party,
     peer,
     m.codec ?? '-',
+    m.srtp === undefined ? '-' : 'srtp',
     String(m.packetsIn),
     String(m.packetsOut),
     m.lossPercent === undefined ? '-' : `${m.lossPercent.toFixed(1)}%`,
     ms(m.jitterMs),
     ms(m.rttMs),
   ];
+}
+
+/** `    a: SRTP AES_CM_128_HMAC_SHA1_80 dropped 3 (2 auth failed, 1 replayed)` for a slot whose SRTP refused datagrams. */
+function srtpDropLine(leg: CallLegSummary): string | undefined {
+  const srtp = leg.media?.srtp;
+  if (srtp === undefined) return undefined;
+  const kinds: [number, string][] = [
+    [srtp.authFailed, 'auth failed'],
+    [srtp.replayed, 'replayed'],
+    [srtp.other, 'other'],
+  ];
+  const total = srtp.authFailed + srtp.replayed + srtp.other;
+  if (total === 0) return undefined;
+  const parts = kinds.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+  return `    ${leg.slot}: SRTP ${srtp.suite} dropped ${total} (${parts.join(', ')})`;
 }

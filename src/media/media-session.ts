@@ -73,7 +73,7 @@ export interface MediaSession {
   setLegPeer?(leg: LegName, peer: LegPeer): void;
   /** Milliseconds since RTP last arrived on the leg (relay.idleMs). */
   idleMs(leg: LegName): number;
-  /** The leg's codec, packet counts and its phone's RTCP figures, for `status`. */
+  /** The leg's codec, packet counts, its phone's RTCP figures and, while keyed, its SRTP suite and refusals, for `status`. */
   stats?(leg: LegName): LegMediaStats;
   close(): void;
 }
@@ -162,6 +162,11 @@ export class RelayedMediaSession implements MediaSession {
       // RFC 3550 §6.4.1: jitter is "expressed in timestamp units", the codec's RTP clock.
       if (codec !== undefined) out.jitterMs = (report.jitterUnits * 1000) / codec.rate;
       if (report.rttMs !== undefined) out.rttMs = report.rttMs;
+    }
+    const suite = this.srtp.suite(leg);
+    if (suite !== undefined) {
+      const d = own.srtp;
+      out.srtp = { suite, authFailed: d?.authFailed ?? 0, replayed: d?.replayed ?? 0, other: (d?.invalid ?? 0) + (d?.protectFailed ?? 0) };
     }
     return out;
   }

@@ -76,6 +76,11 @@ export class SessionSrtp {
     if (pending.answer !== undefined) this.use(other(from), pending.answer.keys, pending.answer.secure);
   }
 
+  /** The suite the gateway sends to `leg` with while the leg is keyed; undefined for plain RTP. */
+  suite(leg: LegName): string | undefined {
+    return this.keys[leg]?.local.suite;
+  }
+
   /** An offer on `from` answered by the gateway itself (echo): settled at once. */
   answerLocally(from: LegName, audio: AudioDescription): ({ ok: true; answer: AnswerPlan }) | SrtpFailure {
     const answer = answerOffer(audio, this.securityOf(from), this.random, this.keys[from]);

@@ -31,6 +31,9 @@ export interface GatewayMetricSources {
 /** The states a trunk registration can be in; each is one sample, 1 for the current one. */
 const TRUNK_STATES = ['registering', 'registered', 'failed', 'stopped'] as const;
 
+/** The `reason` labels of `srtp_packets_dropped_total`, each shown from the start (0). */
+const SRTP_DROP_REASONS = ['auth_failed', 'replayed', 'other'] as const;
+
 /** Every metric name starts with this. */
 const PREFIX = 'hookswitch_';
 
@@ -49,6 +52,7 @@ export class GatewayMetrics implements CallObserver {
   private readonly rtpReceived: Counter;
   private readonly rtpSent: Counter;
   private readonly rtpLost: Counter;
+  private readonly srtpDropped: Counter;
   private jitterSum = 0;
   private jitterCount = 0;
   private readonly lastLoss: Gauge;
@@ -77,6 +81,12 @@ export class GatewayMetrics implements CallObserver {
     this.rtpReceived = r.counter(`${PREFIX}rtp_packets_received_total`, 'RTP and RTCP packets received from the parties of ended calls.');
     this.rtpSent = r.counter(`${PREFIX}rtp_packets_sent_total`, 'RTP and RTCP packets sent to the parties of ended calls.');
     this.rtpLost = r.counter(`${PREFIX}rtp_packets_lost_total`, 'RTP packets lost in ended calls, as the receiving ends reported (RFC 3550 cumulative lost).');
+    this.srtpDropped = r.counter(
+      `${PREFIX}srtp_packets_dropped_total`,
+      'SRTP and SRTCP packets refused on the SRTP slots of ended calls, by reason (auth_failed: wrong tag, RFC 3711 §3.3; replayed: RFC 3711 §3.3.2; other).',
+      ['reason'],
+    );
+    for (const reason of SRTP_DROP_REASONS) this.srtpDropped.inc({ reason }, 0);
     r.collect(`${PREFIX}call_jitter_seconds`, 'Interarrival jitter of ended answered calls (the worse slot of each call, RFC 3550 A.8).', 'summary', () => [
       { suffix: '_sum', value: this.jitterSum },
       { suffix: '_count', value: this.jitterCount },
@@ -121,6 +131,11 @@ export class GatewayMetrics implements CallObserver {
       this.rtpReceived.inc({}, m.packetsIn);
       this.rtpSent.inc({}, m.packetsOut);
       if (m.lost !== undefined && m.lost > 0) this.rtpLost.inc({}, m.lost);
+      if (m.srtp !== undefined) {
+        this.srtpDropped.inc({ reason: 'auth_failed' }, m.srtp.authFailed);
+        this.srtpDropped.inc({ reason: 'replayed' }, m.srtp.replayed);
+        this.srtpDropped.inc({ reason: 'other' }, m.srtp.other);
+      }
     }
     if (!summary.answered) return;
     const jitters = slots.map((m) => m.jitterMs).filter((v) => v !== undefined);

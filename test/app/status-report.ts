@@ -197,6 +197,32 @@ t.test('peers: count and names when discovery runs', async (t) => {
   t.same(r.peers, { discovery: true, name: 'hookswitch on hall', error: 'EADDRINUSE', count: 2, names: ['hookswitch on kitchen', 'Office phone'] });
 });
 
+t.test('calls: an SRTP leg keeps its suite and refusals; a plain leg has none', async (t) => {
+  const srtp = { suite: 'AES_CM_128_HMAC_SHA1_80', authFailed: 3, replayed: 1, other: 0 };
+  const inputs: StatusInputs = {
+    ...base,
+    calls: [
+      {
+        id: 'k3',
+        from: '101',
+        to: '102',
+        state: 'connected',
+        startedAt: NOW - 10_000,
+        legs: [
+          { slot: 'a', party: '101', peer: 'tls 192.168.1.30:5061', media: { codec: 'PCMU/8000', packetsIn: 500, packetsOut: 499, jitterMs: 2.345, srtp } },
+          { slot: 'b', party: '102', peer: 'udp 192.168.1.31:5060', media: { codec: 'PCMU/8000', packetsIn: 499, packetsOut: 500 } },
+        ],
+      },
+    ],
+  };
+  const r = statusReport(inputs, NOW);
+  const [a, b] = r.calls[0]!.legs;
+  t.same(a!.media, { codec: 'PCMU/8000', packetsIn: 500, packetsOut: 499, jitterMs: 2.3, srtp }, 'suite and refusals by kind, as the media said');
+  t.not(a!.media!.srtp, srtp, 'a copy: the report does not share the media\'s object');
+  t.equal(b!.media!.srtp, undefined, 'plain RTP: no srtp');
+  t.same(JSON.parse(JSON.stringify(r)).calls[0].legs[0].media.srtp, srtp, 'survives JSON');
+});
+
 t.test('the report survives JSON (the control socket carries it as JSON)', async (t) => {
   const r = statusReport({ ...base, device: { extension: '100', state: 'idle' } }, NOW);
   t.same(JSON.parse(JSON.stringify(r)), r);

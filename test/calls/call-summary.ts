@@ -41,6 +41,21 @@ t.test('the call summary line: parties, durations, codec, worse loss and jitter,
       },
     ],
     [
+      'SRTP on one slot: its suite and the datagrams SRTP refused; the plain slot has neither',
+      {
+        ...base,
+        media: {
+          a: { codec: 'PCMA/8000', packetsIn: 40, packetsOut: 41, srtp: { suite: 'AES_CM_128_HMAC_SHA1_32', authFailed: 2, replayed: 1, other: 3 } },
+          b: { codec: 'PCMA/8000', packetsIn: 41, packetsOut: 40 },
+        },
+      },
+      {
+        call: 'c1', from: '101', to: '102', target: 'extension', reason: 'BYE from leg a', answered: true, seconds: 34, talkSeconds: 30,
+        codec: 'PCMA/8000', aCodec: 'PCMA/8000', aPacketsIn: 40, aPacketsOut: 41, aSrtp: 'AES_CM_128_HMAC_SHA1_32', aSrtpDropped: 6,
+        bCodec: 'PCMA/8000', bPacketsIn: 41, bPacketsOut: 40,
+      },
+    ],
+    [
       'rejected before an answer: the status, no talk time, no media',
       { ...base, reason: 'rejected 480', status: 480, answeredAt: undefined as unknown as number, endedAt: 1_002_000 } as CallEndFacts,
       { call: 'c1', from: '101', to: '102', target: 'extension', reason: 'rejected 480', status: 480, answered: false, seconds: 2, talkSeconds: 0 },

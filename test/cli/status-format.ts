@@ -38,7 +38,7 @@ const report: StatusReport = {
       state: 'connected',
       duration: 125,
       legs: [
-        { slot: 'a', party: '101', peer: 'udp 192.168.1.30:5060', media: { codec: 'PCMU/8000', packetsIn: 6250, packetsOut: 6249, lossPercent: 0.4, lost: 3, jitterMs: 1.2, rttMs: 0.3 } },
+        { slot: 'a', party: '101', peer: 'udp 192.168.1.30:5060', media: { codec: 'PCMU/8000', packetsIn: 6250, packetsOut: 6249, lossPercent: 0.4, lost: 3, jitterMs: 1.2, rttMs: 0.3, srtp: { suite: 'AES_CM_128_HMAC_SHA1_80', authFailed: 2, replayed: 1, other: 0 } } },
         { slot: 'b', party: '0301234', peer: 'udp 203.0.113.1:5060', media: { codec: 'PCMU/8000', packetsIn: 6249, packetsOut: 6250 } },
       ],
     },
@@ -80,9 +80,10 @@ t.test('the sections of a busy gateway, aligned, long cells cut to fit 100 colum
       '',
       'Calls (1)',
       '  k1  101 -> 0301234  connected  2m 05s',
-      '    LEG  PARTY    PEER                   CODEC      PKTS IN  PKTS OUT  LOSS  JITTER     RTT',
-      '    a    101      udp 192.168.1.30:5060  PCMU/8000     6250      6249  0.4%  1.2 ms  0.3 ms',
-      '    b    0301234  udp 203.0.113.1:5060   PCMU/8000     6249      6250     -       -       -',
+      '    LEG  PARTY    PEER                   CODEC      SEC   PKTS IN  PKTS OUT  LOSS  JITTER     RTT',
+      '    a    101      udp 192.168.1.30:5060  PCMU/8000  srtp     6250      6249  0.4%  1.2 ms  0.3 ms',
+      '    b    0301234  udp 203.0.113.1:5060   PCMU/8000  -        6249      6250     -       -       -',
+      '    a: SRTP AES_CM_128_HMAC_SHA1_80 dropped 3 (2 auth failed, 1 replayed)',
       '',
       'Device',
       'device: idle',
@@ -104,8 +105,27 @@ t.test('the sections of a busy gateway, aligned, long cells cut to fit 100 colum
 t.test('a narrower width cuts the shrinkable columns further, never the numbers', async (t) => {
   const text = formatStatus(report, { width: 80 });
   t.same(text.split('\n').filter((l) => l.length > 80), [], 'no line is wider than 80 columns');
-  t.match(text, /^ {4}a +101 +udp 1\S*… +PCMU\/8000 +6250 +6249 +0\.4% +1\.2 ms +0\.3 ms$/m, 'the leg keeps its figures whole');
+  t.match(text, /^ {4}a +101 +udp 1\S*… +PCMU\/8000 +srtp +6250 +6249 +0\.4% +1\.2 ms +0\.3 ms$/m, 'the leg keeps its figures whole');
   t.match(text, /^ {2}101 +sip:101-0x55aa10@\S*… +Grandstream\S*( \S*)?… +4m 47s +udp \S+$/m, 'the binding keeps its expiry whole');
+});
+
+t.test('SRTP per leg: SEC column, and a line for a leg whose SRTP refused datagrams', async (t) => {
+  const srtp = (authFailed: number, replayed: number, other: number) => ({ suite: 'AES_CM_128_HMAC_SHA1_32', authFailed, replayed, other });
+  const cases: [string, StatusReport['calls'][number]['legs'][number], string, string | undefined][] = [
+    ['plain RTP', { slot: 'a', party: '101', peer: 'udp 192.0.2.7:5060', media: { codec: 'PCMA/8000', packetsIn: 5, packetsOut: 4 } }, '-', undefined],
+    ['SRTP without refusals', { slot: 'a', party: '101', peer: 'tls 192.0.2.7:5061', media: { codec: 'PCMA/8000', packetsIn: 5, packetsOut: 4, srtp: srtp(0, 0, 0) } }, 'srtp', undefined],
+    ['SRTP, only other refusals', { slot: 'b', party: '102', peer: 'tls 192.0.2.8:5061', media: { codec: 'G722/8000', packetsIn: 5, packetsOut: 4, srtp: srtp(0, 0, 4) } }, 'srtp', '    b: SRTP AES_CM_128_HMAC_SHA1_32 dropped 4 (4 other)'],
+    ['SRTP, every kind', { slot: 'a', party: '101', peer: 'tls 192.0.2.7:5061', media: { codec: 'PCMU/8000', packetsIn: 5, packetsOut: 4, srtp: srtp(7, 2, 1) } }, 'srtp', '    a: SRTP AES_CM_128_HMAC_SHA1_32 dropped 10 (7 auth failed, 2 replayed, 1 other)'],
+    ['no media of its own (the device)', { slot: 'b', party: '100' }, '-', undefined],
+  ];
+  for (const [name, leg, sec, dropLine] of cases) {
+    const text = formatStatus({ ...report, calls: [{ id: 'k9', from: '101', to: '102', state: 'connected', duration: 3, legs: [leg] }] });
+    const lines = text.split('\n');
+    const head = lines.findIndex((l) => l.startsWith('    LEG '));
+    const column = lines[head]!.indexOf('SEC');
+    t.equal(lines[head + 1]!.slice(column).split(' ')[0], sec, `${name}: SEC reads ${sec}`);
+    t.equal(lines[head + 2]!.startsWith('    ') ? lines[head + 2] : undefined, dropLine, `${name}: ${dropLine === undefined ? 'no' : 'a'} drop line`);
+  }
 });
 
 t.test('colours: bold headings, states by meaning, alignment unchanged', async (t) => {

@@ -137,6 +137,12 @@ await t.test('SRTP mandatory over TLS: baresip ↔ gateway ↔ baresip, each hea
     t.equal(closed[`${leg}SrtpReplayed`], '0', `leg ${leg}: no replays`);
     t.ok(Number(closed[`${leg}Forwarded`]) > 50, `leg ${leg} forwarded ${closed[`${leg}Forwarded`]} packets`);
   }
+  const summary = logs('call summary').at(-1)!;
+  for (const leg of ['a', 'b']) {
+    t.match(summary[`${leg}Srtp`], /^AES_CM_128_HMAC_SHA1_(80|32)$/, `the call summary names leg ${leg}'s SRTP suite`);
+    const relayed = ['AuthFailed', 'Replayed', 'Invalid', 'ProtectFailed'].reduce((n, k) => n + Number(closed[`${leg}Srtp${k}`]), 0);
+    t.equal(Number(summary[`${leg}SrtpDropped`]), relayed, `and leg ${leg}'s SRTP refusals as the relay counted them (${relayed})`);
+  }
 });
 
 await t.test('an SRTP phone and a plain-RTP phone talk through the gateway, both ways', async (t) => {
@@ -155,6 +161,8 @@ await t.test('an SRTP phone and a plain-RTP phone talk through the gateway, both
       const plainLeg = srtpLeg === 'a' ? 'b' : 'a';
       t.equal(closed[`${srtpLeg}SrtpAuthFailed`], '0', `leg ${srtpLeg} (${srtpA.name}) is SRTP`);
       t.equal(closed[`${plainLeg}SrtpAuthFailed`], undefined, `leg ${plainLeg} (${plain.name}) is plain RTP`);
+      const summary = logs('call summary').at(-1)!;
+      t.ok(summary[`${srtpLeg}Srtp`] !== undefined && summary[`${plainLeg}Srtp`] === undefined, `the call summary shows SRTP on leg ${srtpLeg} only`);
       const [atSrtp, atPlain] = [heard(srtpA), heard(plain)];
       t.equal(atSrtp.frequency, TONES.b, `the SRTP phone hears the plain phone's ${TONES.b} Hz (ratio ${atSrtp.ratio.toFixed(3)})`);
       t.equal(atPlain.frequency, TONES.a, `the plain phone hears the SRTP phone's ${TONES.a} Hz (ratio ${atPlain.ratio.toFixed(3)})`);

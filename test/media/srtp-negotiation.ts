@@ -5,7 +5,7 @@ import { formatSdesCrypto, generateSdesCrypto, parseSdesCrypto } from '../../src
 import { relayedMediaFactory } from '../../src/media/media-session.ts';
 import type { MediaSession, SdpResult } from '../../src/media/media-session.ts';
 import type { LegName, MediaRelay, RelayPeer, RelayStats } from '../../src/media/rtp-relay.ts';
-import type { SrtpKeys } from '../../src/media/relay/leg-srtp.ts';
+import type { SrtpDrops, SrtpKeys } from '../../src/media/relay/leg-srtp.ts';
 import { parseSdp } from '../../src/media/sdp.ts';
 import { SeededRandom } from '../../src/runtime/random.ts';
 import { MemoryLogger } from '../../src/runtime/logger.ts';
@@ -171,6 +171,8 @@ class KeyRelay implements MediaRelay {
   readonly id = 'relay-k';
   readonly keys: Partial<Record<LegName, SrtpKeys | undefined>> = {};
   readonly sets: LegName[] = [];
+  /** What the relay says it refused per leg (RelayStats.srtp). */
+  readonly drops: Partial<Record<LegName, SrtpDrops>> = {};
   localPort(leg: LegName): number {
     return leg === 'a' ? 20000 : 20002;
   }
@@ -185,8 +187,9 @@ class KeyRelay implements MediaRelay {
   idleMs(): number {
     return 0;
   }
-  stats(): RelayStats {
-    return { forwarded: 0, dropped: 0, consumed: 0, received: 0 };
+  stats(leg: LegName): RelayStats {
+    const srtp = this.drops[leg];
+    return { forwarded: 0, dropped: 0, consumed: 0, received: 0, ...(srtp ? { srtp } : {}) };
   }
   close(): void {}
 }
@@ -270,6 +273,17 @@ t.test('a relayed call: each leg keyed on its own, SRTP bridged to plain, re-key
     const noCrypto = await session({ a: ['optional', 'tls'], b: ['mandatory', 'tls'] });
     body(noCrypto.media.offer('a', phone('RTP/AVP', [])));
     t.match(noCrypto.media.answer('b', phone('RTP/SAVP', [])), { ok: false, status: 488, reason: /no a=crypto/ }, 'an answer without keys to our RTP/SAVP offer: 488');
+  });
+
+  await t.test('stats: the keyed leg shows its suite and the relay\'s refusals by kind; the plain leg none', async (t) => {
+    const { media, relay } = await session({ a: ['mandatory', 'tls'], b: ['optional', 'udp'] });
+    t.equal(media.stats!('a').srtp, undefined, 'before the answer: not keyed yet');
+    body(media.offer('a', phone('RTP/SAVP', [PEER_KEY_32, PEER_KEY])));
+    body(media.answer('b', phone('RTP/AVP', [])));
+    t.same(media.stats!('a').srtp, { suite: 'AES_CM_128_HMAC_SHA1_32', authFailed: 0, replayed: 0, other: 0 }, 'keyed, nothing refused yet: the suite the caller offered first');
+    relay.drops.a = { authFailed: 4, replayed: 2, invalid: 1, protectFailed: 3 };
+    t.same(media.stats!('a').srtp, { suite: 'AES_CM_128_HMAC_SHA1_32', authFailed: 4, replayed: 2, other: 4 }, 'malformed and unprotectable count as other');
+    t.equal(media.stats!('b').srtp, undefined, 'the plain leg has no srtp');
   });
 
   await t.test('the echo target answers SRTP itself', async (t) => {

@@ -205,6 +205,32 @@ t.test('gateway metrics: read sources at scrape time, count call events and end 
   t.match(text, /^# HELP hookswitch_build_info /, 'starts with a HELP line');
 });
 
+t.test('gateway metrics: SRTP refusals of ended calls, by reason, each reason shown from the start', async (t) => {
+  const m = new GatewayMetrics(sources(), '1.2.3');
+  const zero = samples(m.render());
+  for (const reason of ['auth_failed', 'replayed', 'other']) t.equal(zero.get(`hookswitch_srtp_packets_dropped_total{reason="${reason}"}`), 0, `${reason} reads 0 before any call`);
+  t.match(m.render(), /^# TYPE hookswitch_srtp_packets_dropped_total counter$/m, 'a counter');
+  const srtp = (authFailed: number, replayed: number, other: number) => ({ suite: 'AES_CM_128_HMAC_SHA1_80', authFailed, replayed, other });
+  m.ended({
+    target: 'extension',
+    answered: true,
+    cancelled: false,
+    seconds: 5,
+    talkSeconds: 4,
+    media: { a: { packetsIn: 200, packetsOut: 199, srtp: srtp(3, 1, 0) }, b: { packetsIn: 199, packetsOut: 200, srtp: srtp(2, 0, 5) } },
+  });
+  m.ended({ target: 'device', answered: true, cancelled: false, seconds: 2, talkSeconds: 1, media: { a: { packetsIn: 50, packetsOut: 50, srtp: srtp(0, 4, 0) } } });
+  m.ended({ target: 'trunk', answered: true, cancelled: false, seconds: 2, talkSeconds: 1, media: { a: { packetsIn: 9, packetsOut: 9 } } });
+  const s = samples(m.render());
+  const expected: [string, number][] = [
+    ['hookswitch_srtp_packets_dropped_total{reason="auth_failed"}', 5],
+    ['hookswitch_srtp_packets_dropped_total{reason="replayed"}', 5],
+    ['hookswitch_srtp_packets_dropped_total{reason="other"}', 5],
+    ['hookswitch_rtp_packets_received_total', 458],
+  ];
+  for (const [key, value] of expected) t.equal(s.get(key), value, key);
+});
+
 t.test('gateway metrics: a source that is not there yet reads 0', async (t) => {
   const m = new GatewayMetrics(sources({ sip: () => undefined, audio: () => undefined, trunks: () => [] }), '0');
   const s = samples(m.render());

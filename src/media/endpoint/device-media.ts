@@ -9,7 +9,7 @@
 import type { Clock } from '../../runtime/clock.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { LegName, SdpResult } from '../../calls/types.ts';
-import type { CallMedia, LegMediaStats } from '../../calls/types.ts';
+import type { CallMedia, LegMediaStats, LegSrtpStats } from '../../calls/types.ts';
 import type { AudioStream } from './audio-stream.ts';
 import type { EndpointSdp, EndpointSdpResult, NegotiatedMedia } from './endpoint-sdp.ts';
 import type { LegPeer, LegSecurity } from '../srtp-policy.ts';
@@ -26,9 +26,6 @@ export interface DeviceSrtpStats {
   dropped: number;
   drops: SrtpDrops;
 }
-
-/** The far end's slot figures with the SRTP ones. */
-export type DeviceMediaStats = LegMediaStats & { srtp?: DeviceSrtpStats };
 
 /**
  * The device's {@link CallMedia}: the B2BUA calls it like a relay's media; offers only come in
@@ -122,8 +119,11 @@ export class DeviceMedia implements CallMedia {
     return leg === this.remoteSlot ? this.clock.now() - this.lastRtp : 0;
   }
 
-  /** The far end's slot: the device's own stream figures (RFC 3550 receive statistics and RTCP); undefined for the device's slot. */
-  stats(leg: LegName): DeviceMediaStats | undefined {
+  /**
+   * The far end's slot: the device's own stream figures (RFC 3550 receive statistics and RTCP)
+   * and, while the stream is SRTP, its suite and refusals; undefined for the device's slot.
+   */
+  stats(leg: LegName): LegMediaStats | undefined {
     if (leg !== this.remoteSlot) return undefined;
     const s = this.stream.summary();
     const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
@@ -132,7 +132,8 @@ export class DeviceMedia implements CallMedia {
     const figures = { lossPercent: num(s.lossPercent), lost: num(s.lost), jitterMs: num(s.jitterMs), rttMs: num(s.rttMs) };
     for (const [k, v] of Object.entries(figures)) if (v !== undefined) out[k as keyof typeof figures] = v;
     const srtp = this.srtpStats();
-    return srtp ? { ...out, srtp } : out;
+    if (srtp) out.srtp = legSrtp(srtp);
+    return out;
   }
 
   /** The SRTP figures while the stream is SRTP; undefined for plain RTP. */
@@ -194,4 +195,11 @@ export class DeviceMedia implements CallMedia {
     this.stream.configure(media);
     this.lastRtp = this.clock.now();
   }
+}
+
+/** The device's SRTP figures as a slot's (`status`, metrics): refusals by kind. */
+function legSrtp(s: DeviceSrtpStats): LegSrtpStats {
+  const authFailed = s.drops.SRTP_AUTH_FAILED ?? 0;
+  const replayed = s.drops.SRTP_REPLAYED ?? 0;
+  return { suite: s.suite, authFailed, replayed, other: s.dropped - authFailed - replayed };
 }
