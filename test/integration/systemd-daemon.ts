@@ -9,17 +9,17 @@
  * would act on it. Timestamps on both sides are CLOCK_MONOTONIC (Python's time.monotonic, Node's
  * process.hrtime), as is the MONOTONIC_USEC= of RELOADING=1.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { findExecutable, freePort, REPO_ROOT, startGateway } from '../helpers/gateway-process.ts';
 import { logLines } from '../helpers/logfmt.ts';
+import { notifyReceiver, PYTHON } from '../helpers/notify-receiver.ts';
 import { scratch } from '../helpers/scratch.ts';
 import { spawnSipp } from '../helpers/sipp.ts';
 import { sleep, until } from '../helpers/wait.ts';
 
-const PYTHON = '/usr/bin/python3';
 const MAIN = join(REPO_ROOT, 'src', 'cli', 'main.ts');
 const SCENARIOS = join(REPO_ROOT, 'test', 'sipp');
 const sipp = findExecutable('sipp');
@@ -97,22 +97,8 @@ const monoMs = () => Number(process.hrtime.bigint()) / 1e6;
 const isPing = (m: Datagram) => m.fields.length === 1 && m.fields[0] === 'WATCHDOG=1';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function receiver(port: number): Promise<{ path: string; messages(): Datagram[] }> {
-  const path = join(space.dir, 'notify.sock');
-  const child = spawn(PYTHON, ['-c', RECEIVER, path, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  space.defer(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  if (!(await until(() => existsSync(path), 5000))) throw new Error(`the receiver did not bind ${path}`);
-  return {
-    path,
-    messages: () =>
-      out
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as Datagram)
-        .filter((m) => !(m.fields.length === 1 && m.fields[0] === 'BARRIER=1')),
-  };
+function receiver(port: number): Promise<{ path: string; messages(): Datagram[] }> {
+  return notifyReceiver<Datagram>(RECEIVER, join(space.dir, 'notify.sock'), [String(port)], space.defer);
 }
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {

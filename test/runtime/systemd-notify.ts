@@ -9,10 +9,10 @@ import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { REPO_ROOT } from '../helpers/gateway-process.ts';
+import { notifyReceiver, PYTHON } from '../helpers/notify-receiver.ts';
 import { scratch } from '../helpers/scratch.ts';
 import { until } from '../helpers/wait.ts';
 
-const PYTHON = '/usr/bin/python3';
 const PROGRAM = join(REPO_ROOT, 'test', 'fixtures', 'systemd', 'notify-program.ts');
 const space = scratch('sdnotify');
 
@@ -44,22 +44,8 @@ interface Receiver {
   messages(): Datagram[];
 }
 
-async function receiver(name: string): Promise<Receiver> {
-  const path = join(space.dir, `${name}.sock`);
-  const child = spawn(PYTHON, ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
-  space.defer(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  if (!(await until(() => existsSync(path), 5000))) throw new Error(`the receiver did not bind ${path}`);
-  return {
-    path,
-    messages: () =>
-      out
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as Datagram)
-        .filter((m) => !(m.fields.length === 1 && m.fields[0] === 'BARRIER=1')),
-  };
+function receiver(name: string): Promise<Receiver> {
+  return notifyReceiver<Datagram>(RECEIVER, join(space.dir, `${name}.sock`), [], space.defer);
 }
 
 interface Run {

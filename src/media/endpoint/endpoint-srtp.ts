@@ -12,13 +12,9 @@
  */
 import { formatSdesCrypto, type SdesCrypto } from '../srtp/sdes.ts';
 import { SrtpContext, type SrtpCounters, type SrtpResult } from '../srtp/srtp-context.ts';
-import { srtpContextOptions } from '../srtp/srtp-session.ts';
+import { srtpContextOptions, srtpReceiveOptions } from '../srtp/srtp-session.ts';
 import type { LegKeys } from '../srtp-negotiation.ts';
 import type { SrtpTransform } from './rtp-socket.ts';
-
-/** Default receive replay window and the largest a peer's WSH hint may grow it to (RFC 4568 §6.3.6). */
-const REPLAY_WINDOW = 128;
-const MAX_HINTED_WINDOW = 1024;
 
 /** Per-direction SRTP contexts for one call; see the module comment. */
 export class EndpointSrtp implements SrtpTransform {
@@ -89,6 +85,5 @@ function sendContext(crypto: SdesCrypto): SrtpContext {
 }
 
 function receiveContext(crypto: SdesCrypto): SrtpContext {
-  const window = Math.min(Math.max(REPLAY_WINDOW, crypto.windowSizeHint ?? 0), MAX_HINTED_WINDOW);
-  return new SrtpContext({ ...srtpContextOptions(crypto), replayWindow: window });
+  return new SrtpContext(srtpReceiveOptions(crypto));
 }

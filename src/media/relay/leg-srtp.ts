@@ -7,13 +7,9 @@
  * stays keeps its rollover counters, replay lists and (sending) packet index, so a session
  * refresh neither loses the peer's ROC after a sequence wrap nor reuses a keystream.
  */
-import { srtpContextOptions } from '../srtp/srtp-session.ts';
+import { srtpContextOptions, srtpReceiveOptions } from '../srtp/srtp-session.ts';
 import { SrtpContext, type SrtpErrorCode, type SrtpResult } from '../srtp/srtp-context.ts';
 import type { SdesCrypto } from '../srtp/sdes.ts';
-
-/** Receive replay window (RFC 3711 §3.3.2 minimum 64; libsrtp uses 128) and the largest WSH hint taken. */
-const REPLAY_WINDOW = 128;
-const MAX_HINTED_WINDOW = 1024;
 
 /** Refused packets of a leg, by what went wrong. */
 export interface SrtpDrops {
@@ -75,9 +71,7 @@ export class LegSrtp {
       this.sendId = sendId;
     }
     if (receiveId !== this.receiveId) {
-      // RFC 4568 §6.3.6: WSH is the sender's hint for the receiver's window; taken up to a bound.
-      const window = Math.min(Math.max(REPLAY_WINDOW, keys.remote.windowSizeHint ?? 0), MAX_HINTED_WINDOW);
-      this.receive = new SrtpContext({ ...srtpContextOptions(keys.remote), replayWindow: window });
+      this.receive = new SrtpContext(srtpReceiveOptions(keys.remote));
       this.receiveId = receiveId;
     }
   }

@@ -10,6 +10,8 @@ import { SrtpContext, type SrtpContextOptions, type SrtpCounters, type SrtpResul
 
 /** Largest WSH from the peer that the receive window grows to (a hint only, RFC 4568 §6.3.6). */
 const MAX_HINTED_WINDOW = 1024;
+/** Receive replay window (RFC 3711 §3.3.2 minimum 64; libsrtp uses 128). */
+const REPLAY_WINDOW = 128;
 
 /** Keys of one leg and receiver tuning. */
 export interface SrtpSessionOptions {
@@ -21,6 +23,16 @@ export interface SrtpSessionOptions {
   replayWindow?: number;
   /** SSRCs with state per direction (default 16). */
   maxStreams?: number;
+}
+
+/**
+ * The options of the context that unprotects with the peer's key: its replay window is
+ * `window`, raised by the peer's WSH hint (RFC 4568 §6.3.6) up to {@link MAX_HINTED_WINDOW}.
+ * Throws like {@link srtpContextOptions}.
+ */
+export function srtpReceiveOptions(remote: SdesCrypto, window = REPLAY_WINDOW): SrtpContextOptions {
+  const hinted = Math.min(Math.max(window, remote.windowSizeHint ?? 0), MAX_HINTED_WINDOW);
+  return { ...srtpContextOptions(remote), replayWindow: Math.max(window, hinted) };
 }
 
 /**
@@ -52,10 +64,8 @@ export class SrtpSession {
   /** Throws RangeError on unusable keys (see {@link srtpContextOptions}). */
   constructor(opts: SrtpSessionOptions) {
     const base = opts.maxStreams === undefined ? {} : { maxStreams: opts.maxStreams };
-    const window = opts.replayWindow ?? 128;
-    const hinted = Math.min(Math.max(window, opts.remote.windowSizeHint ?? 0), MAX_HINTED_WINDOW);
     this.send = new SrtpContext({ ...srtpContextOptions(opts.local), ...base });
-    this.receive = new SrtpContext({ ...srtpContextOptions(opts.remote), ...base, replayWindow: Math.max(window, hinted) });
+    this.receive = new SrtpContext({ ...srtpReceiveOptions(opts.remote, opts.replayWindow), ...base });
   }
 
   /** RTP from the gateway → SRTP for the wire. */
